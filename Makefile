@@ -1,0 +1,75 @@
+# fleetsync — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := $(CURDIR)/bin
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# Where `make demo` keeps its fleet, and where `make test` keeps the shared test fleet.
+FLEET_DIR ?= $(CURDIR)/.fleet
+TEST_FLEET_DIR ?= $(CURDIR)/.testfleet
+CLUSTERS ?= north,south,east
+TEST_FLAGS ?= -count=1 -timeout 40m
+FUZZTIME ?= 20s
+
+.PHONY: all build test lint generate verify fuzz bench demo demo-down fleet-up fleet-down clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/fleetsync ./cmd/fleetsync
+
+# test: one local fleet (real etcd, kube-apiserver, controllers, kwok nodes, registries)
+# is started for the whole run and shared by every package's tests through
+# FLEETSYNC_TESTFLEET_DIR; it is always stopped afterwards.
+test:
+	@$(GO) run ./hack/localfleet down --dir $(TEST_FLEET_DIR) >/dev/null 2>&1 || true
+	$(GO) run ./hack/localfleet up --dir $(TEST_FLEET_DIR) --clusters $(CLUSTERS)
+	@status=0; \
+	FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
+	$(GO) run ./hack/localfleet down --dir $(TEST_FLEET_DIR) || true; \
+	exit $$status
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $(GOLANGCI_LINT)
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+generate:
+	$(GO) generate ./...
+
+# verify fails when generated files (schemas) or go.mod/go.sum are stale.
+verify:
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	cp -r schemas $$tmp/schemas.before; cp go.mod go.sum $$tmp/; \
+	$(GO) generate ./... && $(GO) mod tidy && \
+	if ! diff -r $$tmp/schemas.before schemas || ! diff $$tmp/go.mod go.mod || ! diff $$tmp/go.sum go.sum; then \
+	  cp -r $$tmp/schemas.before/. schemas/; cp $$tmp/go.mod $$tmp/go.sum .; \
+	  echo "verify: generated files or go.mod are stale: run 'make generate' and 'go mod tidy' and commit"; exit 1; \
+	fi; echo "verify: schemas and go.mod are up to date"
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./pkg/fleet
+
+bench:
+	@echo "bench: see docs/ARCHITECTURE.md#benchmarks"
+
+fleet-up:
+	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)
+
+fleet-down:
+	$(GO) run ./hack/localfleet down --dir $(FLEET_DIR)
+
+# demo: start the built-in local fleet (north, south, east + registries) and run
+# fleetsync on the example fleet repo against it.
+demo: build fleet-up
+	$(BIN)/fleetsync validate --repo examples/fleet-repo
+	$(BIN)/fleetsync render --repo examples/fleet-repo --out $(CURDIR)/out/rendered
+	@echo "demo: the fleet keeps running; stop it with 'make fleet-down'"
+
+demo-down: fleet-down
+
+clean:
+	rm -rf $(BIN) out

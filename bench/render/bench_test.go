@@ -1,0 +1,200 @@
+package renderbench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/render"
+)
+
+// Targets of issue 4, reported next to the measurements (never asserted).
+const (
+	targetSpeedup      = 80.0  // full render vs the process-per-render baseline
+	targetPeakRSSMB    = 200.0 // peak RSS of a full render
+	targetRerenderPerc = 5.0   // re-render after one app change, % of a full render
+)
+
+// revision returns a fake commit sha, distinct per n.
+func revision(n int) string { return fmt.Sprintf("%040x", n+1) }
+
+// generateFleet writes the benchmark fleet into a temporary directory.
+func generateFleet(tb testing.TB, spec Spec) *Fleet {
+	tb.Helper()
+	f, err := Generate(tb.TempDir(), spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// load reads the generated repo as revision rev.
+func load(tb testing.TB, f *Fleet, rev string) *fleet.Repo {
+	tb.Helper()
+	repo, err := fleet.Load(context.Background(), os.DirFS(f.Dir))
+	if err != nil {
+		tb.Fatalf("load generated fleet: %v", err)
+	}
+	repo.Revision = rev
+	return repo
+}
+
+// renderAll renders the whole fleet and fails on any pair error or a missing pair.
+func renderAll(tb testing.TB, r *render.Renderer, repo *fleet.Repo, wantPairs int) *render.Result {
+	tb.Helper()
+	res := r.Render(context.Background(), repo, render.Selection{})
+	if err := res.Err(); err != nil {
+		tb.Fatalf("render: %v", err)
+	}
+	pairs := 0
+	for _, c := range res.Clusters {
+		pairs += len(c.Apps)
+	}
+	if pairs != wantPairs {
+		tb.Fatalf("rendered %d pairs, want %d", pairs, wantPairs)
+	}
+	return res
+}
+
+func perOp(b *testing.B) time.Duration { return b.Elapsed() / time.Duration(max(b.N, 1)) }
+
+func mb(bytes int64) float64 { return float64(bytes) / (1 << 20) }
+
+// BenchmarkRenderFleet renders the 60 x 20 fleet with a fresh Renderer and,
+// in the same run, with one CLI process per (cluster, app) pair.
+func BenchmarkRenderFleet(b *testing.B) {
+	ctx := context.Background()
+	f := generateFleet(b, DefaultSpec())
+	repo := load(b, f, revision(0))
+
+	var baseline time.Duration
+	b.Run("baseline=process-per-render", func(b *testing.B) {
+		binDir, err := DefaultBinDir()
+		if err != nil {
+			b.Skip(err)
+		}
+		tools, err := BuildTools(ctx, binDir, Tools())
+		if err != nil {
+			b.Skipf("baseline CLIs unavailable: %v", err)
+		}
+		b.ResetTimer()
+		var stats BaselineStats
+		for range b.N {
+			if stats, err = RunBaseline(ctx, f, tools, runtime.GOMAXPROCS(0)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		baseline = perOp(b)
+		b.ReportMetric(float64(stats.Processes), "processes/op")
+		b.ReportMetric(mb(stats.MaxChildRSS), "max-child-RSS-MB")
+	})
+
+	var full time.Duration
+	var peak int64
+	b.Run("fleetsync", func(b *testing.B) {
+		resetErr := ResetPeakRSS()
+		for range b.N {
+			renderAll(b, render.New(render.Options{}), repo, len(f.Pairs))
+		}
+		full = perOp(b)
+		if resetErr != nil {
+			b.Logf("peak RSS includes the setup: %v", resetErr)
+		}
+		var err error
+		if peak, err = PeakRSS(); err == nil {
+			b.ReportMetric(mb(peak), "peak-RSS-MB")
+		}
+		if baseline > 0 {
+			b.ReportMetric(float64(baseline)/float64(full), "x-faster-than-baseline")
+		}
+	})
+
+	if full > 0 {
+		msg := fmt.Sprintf("fleet %d clusters x %d apps = %d pairs; fleetsync full render %v, peak RSS %.0f MB (target < %.0f MB)",
+			DefaultSpec().Clusters, DefaultSpec().Apps, len(f.Pairs), full.Round(time.Millisecond), mb(peak), targetPeakRSSMB)
+		if baseline > 0 {
+			msg += fmt.Sprintf("; baseline %v: %.1fx faster (target >= %.0fx)",
+				baseline.Round(time.Millisecond), float64(baseline)/float64(full), targetSpeedup)
+		}
+		b.Log(msg)
+	}
+}
+
+// BenchmarkRerenderOneApp measures a full render, then a render with the
+// same (warm) Renderer after one app changed, and reports the ratio.
+func BenchmarkRerenderOneApp(b *testing.B) {
+	f := generateFleet(b, DefaultSpec())
+	app := f.KustomizeApps[0]
+
+	var full time.Duration
+	b.Run("full", func(b *testing.B) {
+		repo := load(b, f, revision(0))
+		b.ResetTimer()
+		for range b.N {
+			renderAll(b, render.New(render.Options{}), repo, len(f.Pairs))
+		}
+		full = perOp(b)
+	})
+
+	var one time.Duration
+	b.Run("one-app-changed", func(b *testing.B) {
+		r := render.New(render.Options{})
+		renderAll(b, r, load(b, f, revision(0)), len(f.Pairs))
+		b.ResetTimer()
+		for i := range b.N {
+			b.StopTimer()
+			tag := fmt.Sprintf("v9.%d.0", i)
+			if err := f.SetImageTag(app, tag); err != nil {
+				b.Fatal(err)
+			}
+			repo := load(b, f, revision(i+1))
+			b.StartTimer()
+			res := renderAll(b, r, repo, len(f.Pairs))
+			b.StopTimer()
+			checkImageTag(b, res, app, tag)
+			b.StartTimer()
+		}
+		one = perOp(b)
+		if full > 0 {
+			b.ReportMetric(100*float64(one)/float64(full), "%-of-full-render")
+		}
+	})
+
+	if full > 0 && one > 0 {
+		b.Logf("re-render after changing %s: %v vs full render %v = %.1f%% (target <= %.0f%%)",
+			app, one.Round(time.Microsecond), full.Round(time.Millisecond), 100*float64(one)/float64(full), targetRerenderPerc)
+	}
+}
+
+// checkImageTag makes sure the changed app was rendered anew on every cluster
+// (a stale cache entry would keep the old image).
+func checkImageTag(tb testing.TB, res *render.Result, app, tag string) {
+	tb.Helper()
+	for _, c := range res.Clusters {
+		ar := res.Get(c.Cluster, app)
+		if ar == nil {
+			tb.Fatalf("%s/%s not rendered", c.Cluster, app)
+		}
+		found := false
+		for _, o := range ar.Objects {
+			if o.GetKind() != "Deployment" {
+				continue
+			}
+			found = true
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			want := fmt.Sprintf("registry.example/fleet/%s:%s", app, tag)
+			if len(containers) == 0 || containers[0].(map[string]any)["image"] != want {
+				tb.Fatalf("%s/%s: stale render, containers = %v, want image %s", c.Cluster, app, containers, want)
+			}
+		}
+		if !found {
+			tb.Fatalf("%s/%s: no Deployment rendered", c.Cluster, app)
+		}
+	}
+}

@@ -1,0 +1,33 @@
+// Package apply makes rendered objects real on one cluster.
+//
+// A Manager is built once per cluster (NewManager) and applies an app's objects with
+// server-side apply (field manager "fleetsync", conflicts forced by default), in
+// stages: CRDs and Namespaces first (then it waits for the CRDs to be Established
+// and refreshes the REST mapping), other cluster-scoped objects, then namespaced
+// objects. An object whose live state already matches the desired state gets no
+// write call: the Manager first compares the fields fleetsync owns on the live
+// object (managedFields) with the desired object, and when that is not conclusive
+// asks the API server for a server-side dry-run apply and compares its result with
+// the live object. Only when they differ does it apply for real.
+//
+// Per object, the annotation fleetsync.dev/ssa set to "IfNotPresent" creates but
+// never updates, "Ignore" skips. A change to an immutable field fails with an error
+// naming the object and the field, unless the object (fleetsync.dev/recreate:
+// enabled) or the request (Force) allows delete-and-recreate.
+//
+// Every (cluster, app) has an inventory, a ConfigMap fleetsync-inv-<app> in namespace
+// fleetsync-system: the applied object references, the revision, a digest of the
+// desired set, and the last healthy revisions (for rollback). Prune deletes what is
+// in the inventory but no longer desired, in reverse stage order; it never runs when
+// the request is Incomplete (loading, fetching, rendering, mirroring or validation
+// failed), refuses to delete more than half of an app's objects unless
+// AllowMassPrune, keeps objects annotated fleetsync.dev/prune: disabled, and keeps
+// failed deletes in the inventory.
+//
+// One object the API server rejects does not stop the others: every result is an
+// entry of the ChangeSet, and every error names cluster, app and object. Health is
+// kstatus (sigs.k8s.io/cli-utils); ApplyApps applies a cluster's apps in dependsOn
+// order, one app at a time, each after its dependencies are healthy.
+//
+// The package does not log, render, or decide rollouts across clusters.
+package apply

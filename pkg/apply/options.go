@@ -1,0 +1,123 @@
+package apply
+
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// FieldManager is the server-side apply field manager of fleetsync.
+const FieldManager = "fleetsync"
+
+// InventoryNamespace holds the inventories; InventoryPrefix prefixes their names.
+const (
+	InventoryNamespace = "fleetsync-system"
+	InventoryPrefix    = "fleetsync-inv-"
+)
+
+// Values of the per-object annotations (see api/v1alpha1).
+const (
+	SSAIfNotPresent = "IfNotPresent"
+	SSAIgnore       = "Ignore"
+	PruneDisabled   = "disabled"
+	RecreateEnabled = "enabled"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// FieldManager names fleetsync's server-side apply manager (default "fleetsync").
+	FieldManager string
+	// ForceConflicts takes fields over from other managers (default true).
+	ForceConflicts bool
+	// InventoryNamespace holds the inventory ConfigMaps (default fleetsync-system).
+	InventoryNamespace string
+	// HistoryLimit is how many healthy revisions an inventory remembers (default 10).
+	HistoryLimit int
+	// Concurrency is how many objects of one stage are applied at once (default 8).
+	Concurrency int
+	// PollInterval is how often health and deletions are polled (default 1s).
+	PollInterval time.Duration
+	// CRDTimeout bounds the wait for CRDs to be Established (default 1m).
+	CRDTimeout time.Duration
+	// DeleteTimeout bounds the wait for an object to be gone before it is
+	// recreated (default 1m).
+	DeleteTimeout time.Duration
+}
+
+// DefaultOptions returns the options NewManager uses for zero fields.
+func DefaultOptions() Options {
+	return Options{
+		FieldManager:       FieldManager,
+		ForceConflicts:     true,
+		InventoryNamespace: InventoryNamespace,
+		HistoryLimit:       10,
+		Concurrency:        8,
+		PollInterval:       time.Second,
+		CRDTimeout:         time.Minute,
+		DeleteTimeout:      time.Minute,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.FieldManager == "" {
+		o.FieldManager = d.FieldManager
+	}
+	if o.InventoryNamespace == "" {
+		o.InventoryNamespace = d.InventoryNamespace
+	}
+	if o.HistoryLimit <= 0 {
+		o.HistoryLimit = d.HistoryLimit
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = d.Concurrency
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = d.PollInterval
+	}
+	if o.CRDTimeout <= 0 {
+		o.CRDTimeout = d.CRDTimeout
+	}
+	if o.DeleteTimeout <= 0 {
+		o.DeleteTimeout = d.DeleteTimeout
+	}
+	return o
+}
+
+// ApplyRequest is one app's desired state on the Manager's cluster.
+type ApplyRequest struct {
+	// App names the app; objects are labelled fleetsync.dev/app=<App>.
+	App string
+	// Revision is the fleet repo commit the objects were rendered from.
+	Revision string
+	// Namespace is the app's namespace: created when missing and not among Objects,
+	// and given to namespaced objects that name none.
+	Namespace string
+	// Objects is the desired set, in render order. They are not modified.
+	Objects []*unstructured.Unstructured
+	// Prune deletes inventory objects that left the desired set.
+	Prune bool
+	// Incomplete says the desired set may be missing objects because loading,
+	// fetching, rendering, mirroring or validation failed: nothing is pruned and the
+	// inventory keeps every object it had, whatever Prune says.
+	Incomplete bool
+	// AllowMassPrune allows pruning more than half of the app's objects.
+	AllowMassPrune bool
+	// DryRun asks the server what would change (server-side dry-run); nothing is
+	// written, not even the inventory.
+	DryRun bool
+	// Force deletes and recreates objects whose immutable fields changed, as if
+	// each were annotated fleetsync.dev/recreate: enabled.
+	Force bool
+	// Wait waits for every object to be healthy (kstatus Current) after applying,
+	// and records the revision as healthy in the inventory.
+	Wait bool
+	// Timeout bounds Wait (default 5m).
+	Timeout time.Duration
+	// Progress, when set, receives each object's change as soon as it is known,
+	// one call at a time.
+	Progress func(Change)
+}
+
+// DefaultTimeout bounds Wait when ApplyRequest.Timeout is zero.
+const DefaultTimeout = 5 * time.Minute

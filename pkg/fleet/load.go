@@ -1,0 +1,270 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+)
+
+// Files and folders of a fleet repo.
+const (
+	FleetFile      = "fleet.yaml"
+	ClustersDir    = "clusters"
+	PoliciesDir    = "policies"
+	AppFile        = "app.yaml"
+	yamlExt        = ".yaml"
+	maxSymlinkHops = 40
+)
+
+// Load reads the fleet repo rooted at fsys and validates it. When anything is
+// wrong it returns a nil Repo and Problems listing every problem found (sorted by
+// file and line); other errors (a cancelled ctx, an unreadable folder) are
+// returned as they are. The returned Repo's Revision is empty: the caller that
+// knows the commit sets it.
+func Load(ctx context.Context, fsys fs.FS) (*Repo, error) {
+	l := &loader{ctx: ctx, fsys: fsys, docs: map[any]*document{}}
+	repo, err := l.load()
+	if err != nil {
+		return nil, err
+	}
+	if len(l.probs) > 0 {
+		return nil, l.probs.sorted()
+	}
+	return repo, nil
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	ctx   context.Context
+	fsys  fs.FS
+	probs Problems
+	// docs maps each decoded object (a pointer) to the document it came from.
+	docs map[any]*document
+}
+
+func (l *loader) load() (*Repo, error) {
+	repo := &Repo{FS: l.fsys}
+	found := false
+	if ok, err := l.exists(FleetFile); err != nil {
+		return nil, err
+	} else if ok {
+		found = true
+		var f v1alpha1.Fleet
+		if l.decodeFile(FleetFile, v1alpha1.KindFleet, &f) {
+			repo.Fleet = &f
+		}
+	}
+	clusterFiles, okC, err := l.yamlFiles(ClustersDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range clusterFiles {
+		var c v1alpha1.Cluster
+		if l.decodeFile(file, v1alpha1.KindCluster, &c) {
+			repo.Clusters = append(repo.Clusters, &c)
+		}
+	}
+	appFiles, okA, err := l.appFiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range appFiles {
+		var a v1alpha1.App
+		if l.decodeFile(file, v1alpha1.KindApp, &a) {
+			repo.Apps = append(repo.Apps, &a)
+		}
+	}
+	policyFiles, okP, err := l.yamlFiles(PoliciesDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range policyFiles {
+		var p v1alpha1.ScalePolicy
+		if l.decodeFile(file, v1alpha1.KindScalePolicy, &p) {
+			repo.ScalePolicies = append(repo.ScalePolicies, &p)
+		}
+	}
+	if !found && !okC && !okA && !okP {
+		l.probs = append(l.probs, Problem{File: ".", Message: "not a fleet repo: no fleet.yaml, clusters/, apps/ or policies/"})
+		return repo, nil
+	}
+	slices.SortStableFunc(repo.Clusters, func(a, b *v1alpha1.Cluster) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	slices.SortStableFunc(repo.Apps, func(a, b *v1alpha1.App) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
+	slices.SortStableFunc(repo.ScalePolicies, func(a, b *v1alpha1.ScalePolicy) int {
+		return strings.Compare(a.Metadata.Name, b.Metadata.Name)
+	})
+	if err := l.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load fleet repo: %w", err)
+	}
+	l.validate(repo)
+	return repo, nil
+}
+
+// exists reports whether name exists (following symlinks the way Open does).
+func (l *loader) exists(name string) (bool, error) {
+	_, err := fs.Stat(l.fsys, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("load fleet repo: %s: %w", name, err)
+	}
+}
+
+// readDir lists a folder; a missing folder is empty and reported as absent.
+func (l *loader) readDir(dir string) ([]fs.DirEntry, bool, error) {
+	if err := l.ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("load fleet repo: %w", err)
+	}
+	entries, err := fs.ReadDir(l.fsys, dir)
+	switch {
+	case err == nil:
+		return entries, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("load fleet repo: read %s: %w", dir, err)
+	}
+}
+
+// yamlFiles lists the *.yaml files of a folder. *.yml files are reported (the
+// format names .yaml only); anything else (README.md, sub-folders, dot files) is ignored.
+func (l *loader) yamlFiles(dir string) ([]string, bool, error) {
+	entries, ok, err := l.readDir(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		file := path.Join(dir, name)
+		switch {
+		case e.IsDir():
+		case strings.HasSuffix(name, yamlExt):
+			files = append(files, file)
+		case strings.HasSuffix(name, ".yml"):
+			l.probs = append(l.probs, Problem{File: file, Message: "fleet files end in .yaml: rename it to " + strings.TrimSuffix(name, ".yml") + yamlExt})
+		}
+	}
+	return files, ok, nil
+}
+
+// appFiles lists apps/<app>/app.yaml for every folder under apps/ (dot folders
+// excepted); a folder without app.yaml is a problem.
+func (l *loader) appFiles() ([]string, bool, error) {
+	entries, ok, err := l.readDir(AppsDir)
+	if err != nil {
+		return nil, false, err
+	}
+	var files []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		dir := path.Join(AppsDir, e.Name())
+		if fi, err := fs.Stat(l.fsys, dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		file := path.Join(dir, AppFile)
+		found, err := l.exists(file)
+		if err != nil {
+			return nil, false, err
+		}
+		if !found {
+			l.probs = append(l.probs, Problem{File: dir, Message: "an app folder needs an app.yaml"})
+			continue
+		}
+		files = append(files, file)
+	}
+	return files, ok, nil
+}
+
+// decodeFile reads, parses and strictly decodes one file into obj (a pointer to
+// a kind's type) after checking its apiVersion and kind. It reports whether obj
+// was filled (possibly with problems in some fields).
+func (l *loader) decodeFile(file, kind string, obj any) bool {
+	data, ok := l.readFile(file)
+	if !ok {
+		return false
+	}
+	doc, probs := parseDocument(file, data)
+	l.probs = append(l.probs, probs...)
+	if doc == nil {
+		return false
+	}
+	if !l.checkTypeMeta(doc, file, kind) {
+		return false
+	}
+	l.probs = append(l.probs, doc.decodeInto(obj)...)
+	l.docs[obj] = doc
+	return true
+}
+
+// readFile reads a fleet file, refusing symlinks that leave the repo.
+func (l *loader) readFile(file string) ([]byte, bool) {
+	resolved, err := resolve(l.fsys, file)
+	if err != nil {
+		l.probs = append(l.probs, Problem{File: file, Message: err.Error()})
+		return nil, false
+	}
+	data, err := fs.ReadFile(l.fsys, resolved)
+	if err != nil {
+		l.probs = append(l.probs, Problem{File: file, Message: "cannot read: " + err.Error()})
+		return nil, false
+	}
+	return data, true
+}
+
+// kindPlace says where the files of a kind live; "" for an unknown kind.
+func kindPlace(kind string) string {
+	switch kind {
+	case v1alpha1.KindFleet:
+		return FleetFile
+	case v1alpha1.KindCluster:
+		return ClustersDir + "/<name>.yaml"
+	case v1alpha1.KindApp:
+		return AppsDir + "/<app>/" + AppFile
+	case v1alpha1.KindScalePolicy:
+		return PoliciesDir + "/*.yaml"
+	}
+	return ""
+}
+
+// checkTypeMeta checks apiVersion and kind, and that the kind belongs where the file is.
+func (l *loader) checkTypeMeta(doc *document, file, want string) bool {
+	ok := true
+	apiVersion, line, found := doc.topString("apiVersion")
+	switch {
+	case !found:
+		l.probs = append(l.probs, Problem{File: file, Line: line, Field: "apiVersion", Message: "required: want " + v1alpha1.GroupVersion})
+		ok = false
+	case apiVersion != v1alpha1.GroupVersion:
+		l.probs = append(l.probs, Problem{File: file, Line: line, Field: "apiVersion", Message: fmt.Sprintf("unknown apiVersion %q: want %s", apiVersion, v1alpha1.GroupVersion)})
+		ok = false
+	}
+	kind, line, found := doc.topString("kind")
+	place := kindPlace(kind)
+	switch {
+	case !found:
+		l.probs = append(l.probs, Problem{File: file, Line: line, Field: "kind", Message: "required: want " + want})
+		ok = false
+	case place == "":
+		l.probs = append(l.probs, Problem{File: file, Line: line, Field: "kind", Message: fmt.Sprintf("unknown kind %q: want one of App, Cluster, Fleet, ScalePolicy", kind)})
+		ok = false
+	case kind != want:
+		l.probs = append(l.probs, Problem{File: file, Line: line, Field: "kind", Message: fmt.Sprintf("%s belongs in %s, not in %s (want kind %s here)", kind, place, file, want)})
+		ok = false
+	}
+	return ok
+}

@@ -1,0 +1,222 @@
+package render
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+)
+
+// clusterScoped lists the built-in cluster-scoped kinds by group/kind.
+// Kinds of CRDs rendered for the same cluster are added per cluster; any
+// other kind is taken as namespaced.
+func clusterScoped() map[string]bool {
+	m := map[string]bool{}
+	for _, gk := range []string{
+		"/Namespace", "/Node", "/PersistentVolume", "/ComponentStatus",
+		"apiextensions.k8s.io/CustomResourceDefinition",
+		"apiregistration.k8s.io/APIService",
+		"rbac.authorization.k8s.io/ClusterRole", "rbac.authorization.k8s.io/ClusterRoleBinding",
+		"storage.k8s.io/StorageClass", "storage.k8s.io/CSIDriver", "storage.k8s.io/CSINode",
+		"storage.k8s.io/VolumeAttachment", "storage.k8s.io/VolumeAttributesClass",
+		"scheduling.k8s.io/PriorityClass", "node.k8s.io/RuntimeClass",
+		"networking.k8s.io/IngressClass", "networking.k8s.io/IPAddress", "networking.k8s.io/ServiceCIDR",
+		"admissionregistration.k8s.io/ValidatingWebhookConfiguration",
+		"admissionregistration.k8s.io/MutatingWebhookConfiguration",
+		"admissionregistration.k8s.io/ValidatingAdmissionPolicy",
+		"admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding",
+		"admissionregistration.k8s.io/MutatingAdmissionPolicy",
+		"admissionregistration.k8s.io/MutatingAdmissionPolicyBinding",
+		"certificates.k8s.io/CertificateSigningRequest", "certificates.k8s.io/ClusterTrustBundle",
+		"flowcontrol.apiserver.k8s.io/FlowSchema", "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
+		"resource.k8s.io/DeviceClass", "resource.k8s.io/ResourceSlice",
+		"policy/PodSecurityPolicy",
+	} {
+		m[gk] = true
+	}
+	return m
+}
+
+func gkOf(o object) string { return groupOf(str(o, "apiVersion")) + "/" + str(o, "kind") }
+
+// clusterFacts is what finishing an app needs to know about its cluster.
+type clusterFacts struct {
+	cluster  *v1alpha1.Cluster
+	scoped   map[string]bool   // group/kind -> cluster-scoped
+	nsOwner  map[string]string // namespace -> app that creates the Namespace object
+	revision string
+}
+
+// finishAll runs the per-cluster steps on every rendered pair and checks
+// for objects produced by two apps on one cluster.
+func (run *renderRun) finishAll(jobs []*pairJob) []Pair {
+	byCluster := map[string][]*pairJob{}
+	var order []string
+	for _, j := range jobs {
+		n := j.cluster.Metadata.Name
+		if _, ok := byCluster[n]; !ok {
+			order = append(order, n)
+		}
+		byCluster[n] = append(byCluster[n], j)
+	}
+	var pairs []Pair
+	for _, n := range order {
+		pairs = append(pairs, run.finishCluster(byCluster[n])...)
+	}
+	return pairs
+}
+
+func (run *renderRun) finishCluster(jobs []*pairJob) []Pair {
+	c := jobs[0].cluster
+	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, revision: run.repo.Revision}
+	for _, j := range jobs {
+		for _, o := range j.objs {
+			if gkOf(o) == "apiextensions.k8s.io/CustomResourceDefinition" {
+				facts.scoped[str(o, "spec", "group")+"/"+str(o, "spec", "names", "kind")] = str(o, "spec", "scope") == "Cluster"
+			}
+		}
+	}
+	// The Namespace object of spec.namespace goes to the first app (by name)
+	// targeting the cluster with that namespace, whatever is selected.
+	for _, a := range run.repo.Apps {
+		ns := a.Spec.Namespace
+		if _, taken := facts.nsOwner[ns]; ns != "" && !taken && fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
+			facts.nsOwner[ns] = a.Metadata.Name
+		}
+	}
+	pairs := make([]Pair, len(jobs))
+	for i, j := range jobs {
+		pairs[i] = Pair{Cluster: c.Metadata.Name, App: j.app.Metadata.Name, Err: j.err}
+		if j.err != nil {
+			continue
+		}
+		objs, err := run.finishApp(facts, j.app, j.objs)
+		if err != nil {
+			pairs[i].Err = pairErr(c, j.app, err)
+			continue
+		}
+		pairs[i].Objects = objs
+	}
+	checkDuplicates(pairs)
+	return pairs
+}
+
+// finishApp copies the shared render and applies the per-cluster steps.
+func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []object) ([]*unstructured.Unstructured, error) {
+	objs := make([]object, 0, len(shared)+2)
+	for _, o := range shared {
+		objs = append(objs, runtime.DeepCopyJSON(o))
+	}
+	for _, o := range objs {
+		if err := mapStorage(f.cluster, o); err != nil {
+			return nil, err
+		}
+	}
+	ns := app.Spec.Namespace
+	if ns != "" {
+		for _, o := range objs {
+			if !f.scoped[gkOf(o)] && str(o, "metadata", "namespace") == "" {
+				child(o, "metadata")["namespace"] = ns
+			}
+		}
+		if f.nsOwner[ns] == app.Metadata.Name && !hasObject(objs, "/Namespace", "", ns) {
+			objs = append(objs, object{
+				"apiVersion": "v1", "kind": "Namespace",
+				"metadata": map[string]any{"name": ns},
+			})
+		}
+	}
+	extra, err := run.scaleObjects(f.cluster, app, objs)
+	if err != nil {
+		return nil, err
+	}
+	objs = append(objs, extra...)
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		md := child(o, "metadata")
+		child(md, "labels")[v1alpha1.LabelApp] = app.Metadata.Name
+		if f.revision != "" {
+			child(md, "annotations")[v1alpha1.AnnotationRevision] = f.revision
+		}
+		out[i] = &unstructured.Unstructured{Object: o}
+	}
+	sortObjects(out, f.scoped)
+	return out, nil
+}
+
+func hasObject(objs []object, gk, ns, name string) bool {
+	for _, o := range objs {
+		if gkOf(o) == gk && str(o, "metadata", "namespace") == ns && str(o, "metadata", "name") == name {
+			return true
+		}
+	}
+	return false
+}
+
+// rank orders objects for apply: CRDs, Namespaces, other cluster-scoped, namespaced.
+func rank(u *unstructured.Unstructured, scoped map[string]bool) int {
+	gk := groupOf(u.GetAPIVersion()) + "/" + u.GetKind()
+	switch {
+	case gk == "apiextensions.k8s.io/CustomResourceDefinition":
+		return 0
+	case gk == "/Namespace":
+		return 1
+	case scoped[gk]:
+		return 2
+	}
+	return 3
+}
+
+func sortObjects(objs []*unstructured.Unstructured, scoped map[string]bool) {
+	sort.SliceStable(objs, func(i, j int) bool {
+		a, b := objs[i], objs[j]
+		if ra, rb := rank(a, scoped), rank(b, scoped); ra != rb {
+			return ra < rb
+		}
+		ka := []string{a.GetKind(), a.GetNamespace(), a.GetName(), a.GetAPIVersion()}
+		kb := []string{b.GetKind(), b.GetNamespace(), b.GetName(), b.GetAPIVersion()}
+		for k := range ka {
+			if ka[k] != kb[k] {
+				return ka[k] < kb[k]
+			}
+		}
+		return false
+	})
+}
+
+// checkDuplicates fails every pair of a cluster whose objects another app
+// of the same cluster also renders (same group, kind, namespace, name).
+func checkDuplicates(pairs []Pair) {
+	owner := map[string]int{}
+	dup := map[int][]string{}
+	for i, p := range pairs {
+		if p.Err != nil {
+			continue
+		}
+		for _, u := range p.Objects {
+			id := groupOf(u.GetAPIVersion()) + "/" + u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+			first, seen := owner[id]
+			if !seen {
+				owner[id] = i
+				continue
+			}
+			what := strings.TrimPrefix(id, "/")
+			if first == i {
+				dup[i] = append(dup[i], what+" is rendered twice")
+				continue
+			}
+			dup[first] = append(dup[first], fmt.Sprintf("%s is also rendered by app %s", what, pairs[i].App))
+			dup[i] = append(dup[i], fmt.Sprintf("%s is also rendered by app %s", what, pairs[first].App))
+		}
+	}
+	for i, msgs := range dup {
+		p := &pairs[i]
+		p.Err = fmt.Errorf("app %s on cluster %s: duplicate objects: %s", p.App, p.Cluster, strings.Join(msgs, "; "))
+		p.Objects = nil
+	}
+}

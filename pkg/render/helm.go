@@ -1,0 +1,210 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+)
+
+// kubeInfo is the cluster version Helm renders .Capabilities with.
+type kubeInfo struct {
+	Version     string   `json:"version,omitempty"`
+	APIVersions []string `json:"apiVersions,omitempty"`
+}
+
+// isRemoteChart reports whether a Helm source names a chart outside the repo.
+func isRemoteChart(src *v1alpha1.HelmSource) bool {
+	return src.Repo != "" || strings.HasPrefix(src.Chart, "oci://")
+}
+
+// loadLocalChart loads a chart folder (with vendored charts/) or a .tgz from
+// the repo snapshot, recording what it read.
+func loadLocalChart(snap *snapshot, appDir, ref string, d *deps) (*chart.Chart, string, error) {
+	p, err := relPath(appDir, ref)
+	if err != nil {
+		return nil, "", fmt.Errorf("chart %s: %w", ref, err)
+	}
+	d.add(snap, p)
+	if why, bad := snap.badLink(p); bad {
+		return nil, p, fmt.Errorf("chart %s: %s", p, why)
+	}
+	if b, ok := snap.files[p]; ok {
+		c, err := loader.LoadArchive(bytes.NewReader(b))
+		if err != nil {
+			return nil, p, fmt.Errorf("chart %s: %w", p, err)
+		}
+		return c, p, nil
+	}
+	if _, ok := snap.dirs[p]; !ok {
+		return nil, p, fmt.Errorf("chart %s: not found in the repo", p)
+	}
+	d.addTree(snap, p)
+	var files []*loader.BufferedFile
+	var bad []string
+	var walk func(dir string)
+	walk = func(dir string) {
+		for _, n := range snap.dirs[dir] {
+			q := path.Join(dir, n)
+			if why, isBad := snap.badLinks[q]; isBad {
+				bad = append(bad, why)
+				continue
+			}
+			if _, isDir := snap.dirs[q]; isDir {
+				walk(q)
+				continue
+			}
+			files = append(files, &loader.BufferedFile{Name: strings.TrimPrefix(q, p+"/"), Data: snap.files[q]})
+		}
+	}
+	walk(p)
+	if len(bad) > 0 {
+		return nil, p, fmt.Errorf("chart %s: %s", p, strings.Join(bad, "; "))
+	}
+	c, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, p, fmt.Errorf("chart %s: %w", p, err)
+	}
+	return c, p, nil
+}
+
+// helmValues computes the effective values, lowest precedence first: (chart
+// defaults, applied by Helm,) valuesFiles, values, the cluster's values under
+// "cluster", each matching customization's values.
+func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, d *deps) (map[string]any, error) {
+	src := app.Spec.Source.Helm
+	appDir := fleet.AppDir(app.Metadata.Name)
+	vals := map[string]any{}
+	for _, f := range src.ValuesFiles {
+		p, err := relPath(appDir, f)
+		if err != nil {
+			return nil, fmt.Errorf("values file %s: %w", f, err)
+		}
+		d.add(snap, p)
+		b, err := snap.readFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("values file %s: %w", p, err)
+		}
+		var v map[string]any
+		if err := yaml.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("values file %s: %w", p, err)
+		}
+		vals = mergeValues(vals, v)
+	}
+	vals = mergeValues(vals, src.Values)
+	var clusterVals map[string]any
+	if repo.Fleet != nil {
+		clusterVals = mergeValues(clusterVals, repo.Fleet.Spec.Values)
+	}
+	clusterVals = mergeValues(clusterVals, c.Spec.Values)
+	if clusterVals != nil {
+		vals = mergeValues(vals, map[string]any{"cluster": clusterVals})
+	}
+	for _, cu := range app.Spec.Customizations {
+		if fleet.Matches(cu.ClusterSelector, c) {
+			vals = mergeValues(vals, cu.Values)
+		}
+	}
+	return vals, nil
+}
+
+// mergeValues deep-merges over into a copy of base: maps merge key by key,
+// anything else in over replaces. Neither argument is modified.
+func mergeValues(base, over map[string]any) map[string]any {
+	if base == nil && over == nil {
+		return nil
+	}
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = copyValue(v)
+	}
+	for k, v := range over {
+		if om, ok := asMap(v); ok {
+			if bm, ok := asMap(out[k]); ok {
+				out[k] = mergeValues(bm, om)
+				continue
+			}
+		}
+		out[k] = copyValue(v)
+	}
+	return out
+}
+
+func asMap(v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		return m, true
+	case v1alpha1.Values:
+		return m, true
+	}
+	return nil, false
+}
+
+func copyValue(v any) any {
+	if m, ok := asMap(v); ok {
+		return mergeValues(nil, m)
+	}
+	if l, ok := v.([]any); ok {
+		c := make([]any, len(l))
+		for i := range l {
+			c[i] = copyValue(l[i])
+		}
+		return c
+	}
+	return v
+}
+
+// helmTemplate renders a chart client-only, like `helm template
+// --include-crds --no-hooks`, and returns the manifest stream.
+func helmTemplate(ctx context.Context, ch *chart.Chart, release, namespace string, vals map[string]any, kube kubeInfo) (manifest string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("helm template: internal error: %v", p)
+		}
+	}()
+	cfg := &action.Configuration{Log: func(string, ...any) {}}
+	inst := action.NewInstall(cfg)
+	inst.ClientOnly = true
+	inst.DryRun = true
+	inst.DryRunOption = "client"
+	inst.Replace = true
+	inst.IncludeCRDs = true
+	inst.DisableHooks = true
+	inst.ReleaseName = release
+	inst.Namespace = namespace
+	if kube.Version != "" {
+		kv, err := chartutil.ParseKubeVersion(kube.Version)
+		if err != nil {
+			return "", fmt.Errorf("kubernetes version %q: %w", kube.Version, err)
+		}
+		inst.KubeVersion = kv
+	}
+	inst.APIVersions = chartutil.VersionSet(kube.APIVersions)
+	rel, err := inst.RunWithContext(ctx, ch, vals)
+	if err != nil {
+		return "", err
+	}
+	if rel == nil {
+		return "", errors.New("helm template: no release")
+	}
+	return rel.Manifest, nil
+}
+
+// sortedCopy returns a sorted copy of a string list.
+func sortedCopy(l []string) []string {
+	c := append([]string(nil), l...)
+	sort.Strings(c)
+	return c
+}

@@ -1,0 +1,295 @@
+package render
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+)
+
+// krustyMu serialises krusty builds: kustomize keeps process-global state
+// (OpenAPI schema, plugin registries), so one lock for the whole process is
+// needed, not one per Renderer.
+var krustyMu sync.Mutex
+
+// fsRoot is where the repo sits inside the in-memory filesystem; nothing
+// outside it is readable.
+const fsRoot = "/repo"
+
+// memFS returns the snapshot copied into a kyaml in-memory filesystem, built
+// once per snapshot.
+func (s *snapshot) memFS() (filesys.FileSystem, error) {
+	s.memOnce.Do(func() {
+		m := filesys.MakeFsInMemory()
+		for d := range s.dirs {
+			if err := m.MkdirAll(path.Join(fsRoot, d)); err != nil {
+				s.memErr = err
+				return
+			}
+		}
+		for p, b := range s.files {
+			if err := m.WriteFile(path.Join(fsRoot, p), b); err != nil {
+				s.memErr = err
+				return
+			}
+		}
+		s.mem = m
+	})
+	return s.mem, s.memErr
+}
+
+// repoFS is the filesystem krusty sees: the in-memory repo, read-only,
+// recording what the build reads, refusing symlinks that leave the repo and
+// (unless allowed) kustomizations with remote resources.
+type repoFS struct {
+	filesys.FileSystem
+	snap        *snapshot
+	deps        *deps
+	allowRemote bool
+}
+
+var errReadOnly = errors.New("the repo is read-only during a render")
+
+// rel maps an absolute in-memory path to a repo-relative one.
+func (f *repoFS) rel(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		p = path.Join(fsRoot, p)
+	}
+	p = path.Clean(filepath.ToSlash(p))
+	if p == fsRoot {
+		return ".", nil
+	}
+	if !strings.HasPrefix(p, fsRoot+"/") {
+		return "", fmt.Errorf("path %s %w", strings.TrimPrefix(p, "/"), errOutsideRepo)
+	}
+	r := strings.TrimPrefix(p, fsRoot+"/")
+	f.deps.add(f.snap, r)
+	if why, bad := f.snap.badLink(r); bad {
+		return "", errors.New(why)
+	}
+	return r, nil
+}
+
+func (f *repoFS) Create(string) (filesys.File, error) { return nil, errReadOnly }
+func (f *repoFS) Mkdir(string) error                  { return errReadOnly }
+func (f *repoFS) MkdirAll(string) error               { return errReadOnly }
+func (f *repoFS) RemoveAll(string) error              { return errReadOnly }
+func (f *repoFS) WriteFile(string, []byte) error      { return errReadOnly }
+
+func (f *repoFS) Open(p string) (filesys.File, error) {
+	if _, err := f.rel(p); err != nil {
+		return nil, err
+	}
+	return f.FileSystem.Open(p)
+}
+
+func (f *repoFS) IsDir(p string) bool {
+	if _, err := f.rel(p); err != nil {
+		return false
+	}
+	return f.FileSystem.IsDir(p)
+}
+
+func (f *repoFS) Exists(p string) bool {
+	if _, err := f.rel(p); err != nil {
+		return false
+	}
+	return f.FileSystem.Exists(p)
+}
+
+func (f *repoFS) ReadDir(p string) ([]string, error) {
+	if _, err := f.rel(p); err != nil {
+		return nil, err
+	}
+	return f.FileSystem.ReadDir(p)
+}
+
+func (f *repoFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	if _, err := f.rel(p); err != nil {
+		return "", "", err
+	}
+	return f.FileSystem.CleanedAbs(p)
+}
+
+func (f *repoFS) Glob(pattern string) ([]string, error) {
+	if _, err := f.rel(path.Dir(pattern)); err != nil {
+		return nil, err
+	}
+	m, err := f.FileSystem.Glob(pattern)
+	for _, p := range m {
+		_, _ = f.rel(p)
+	}
+	return m, err
+}
+
+func (f *repoFS) Walk(p string, fn filepath.WalkFunc) error {
+	if _, err := f.rel(p); err != nil {
+		return err
+	}
+	return f.FileSystem.Walk(p, func(q string, info filepath.FileInfo, err error) error {
+		if _, rerr := f.rel(q); rerr != nil {
+			return rerr
+		}
+		return fn(q, info, err)
+	})
+}
+
+func (f *repoFS) ReadFile(p string) ([]byte, error) {
+	r, err := f.rel(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := f.FileSystem.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if !f.allowRemote && isKustomizationFile(r) {
+		if err := f.checkRemote(r, b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func isKustomizationFile(p string) bool {
+	switch path.Base(p) {
+	case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		return true
+	}
+	return false
+}
+
+// checkRemote refuses a kustomization that names remote resources.
+func (f *repoFS) checkRemote(file string, b []byte) error {
+	var k struct {
+		Resources  []string `json:"resources"`
+		Bases      []string `json:"bases"`
+		Components []string `json:"components"`
+	}
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return nil // krusty reports the syntax error with more detail
+	}
+	dir := path.Dir(file)
+	for _, list := range [][]string{k.Resources, k.Bases, k.Components} {
+		for _, r := range list {
+			if f.isRemote(dir, r) {
+				return fmt.Errorf("%s: remote resource %q refused (remote bases are disabled; allow them with --allow-remote-bases)", file, r)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *repoFS) isRemote(dir, r string) bool {
+	if strings.Contains(r, "://") || strings.HasPrefix(r, "git@") || strings.HasPrefix(r, "git::") || strings.Contains(r, "?ref=") {
+		return true
+	}
+	first, _, found := strings.Cut(r, "/")
+	if !found || first == "." || first == ".." || !strings.Contains(first, ".") {
+		return false
+	}
+	// host-like first segment (github.com/org/repo): remote unless it exists locally
+	p := path.Join(dir, r)
+	_, isFile := f.snap.files[p]
+	_, isDir := f.snap.dirs[p]
+	return !isFile && !isDir
+}
+
+// kustomizeBuild builds the kustomization at dir (repo-relative) and returns
+// its objects as YAML documents.
+func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out []byte, err error) {
+	mem, err := snap.memFS()
+	if err != nil {
+		return nil, fmt.Errorf("copy repo to memory: %w", err)
+	}
+	fsys := &repoFS{FileSystem: mem, snap: snap, deps: d, allowRemote: allowRemote}
+	krustyMu.Lock()
+	defer krustyMu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kustomize build %s: internal error: %v", dir, p)
+		}
+	}()
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	m, err := krusty.MakeKustomizer(opts).Run(fsys, path.Join(fsRoot, dir))
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, stripRoot(err))
+	}
+	out, err = m.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// applyPatches runs Kustomize patches (strategic merge or JSON 6902, with
+// optional target) over the objects through krusty, on a scratch filesystem.
+func applyPatches(objs []byte, patches []v1alpha1.Patch) (out []byte, err error) {
+	k := types.Kustomization{
+		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources: []string{"objects.yaml"},
+	}
+	for _, p := range patches {
+		kp := types.Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			kp.Target = &types.Selector{
+				ResId: resid.ResId{
+					Gvk:       resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind},
+					Name:      t.Name,
+					Namespace: t.Namespace,
+				},
+				LabelSelector:      t.LabelSelector,
+				AnnotationSelector: t.AnnotationSelector,
+			}
+		}
+		k.Patches = append(k.Patches, kp)
+	}
+	kb, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	fsys := filesys.MakeFsInMemory()
+	if err := fsys.WriteFile("/patch/objects.yaml", objs); err != nil {
+		return nil, err
+	}
+	if err := fsys.WriteFile("/patch/kustomization.yaml", kb); err != nil {
+		return nil, err
+	}
+	krustyMu.Lock()
+	defer krustyMu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("patch: internal error: %v", p)
+		}
+	}()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, "/patch")
+	if err != nil {
+		return nil, fmt.Errorf("patch: %w", err)
+	}
+	return m.AsYaml()
+}
+
+// rootErr is an error whose message has the in-memory root removed.
+type rootErr struct {
+	msg string
+	err error
+}
+
+func (e *rootErr) Error() string { return e.msg }
+func (e *rootErr) Unwrap() error { return e.err }
+
+func stripRoot(err error) error {
+	msg := strings.ReplaceAll(err.Error(), fsRoot+"/", "")
+	return &rootErr{msg: msg, err: err}
+}

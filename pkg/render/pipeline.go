@@ -1,0 +1,301 @@
+package render
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+)
+
+// renderRun is the state of one Render call.
+type renderRun struct {
+	r      *Renderer
+	repo   *fleet.Repo
+	snap   *snapshot
+	charts chartFetches
+
+	mu      sync.Mutex
+	flights map[string]*flight
+
+	rendered, reused, cached atomic.Int64
+}
+
+// pairJob is one (cluster, app) pair being rendered.
+type pairJob struct {
+	cluster *v1alpha1.Cluster
+	app     *v1alpha1.App
+	objs    []object // shared with other pairs: copy before changing
+	err     error
+}
+
+// flight is one render inside a Render call; pairs with the same inputs wait
+// for the same flight.
+type flight struct {
+	once sync.Once
+	objs []object
+	err  error
+}
+
+// renderSpec is everything a source render depends on besides the files it
+// reads; its hash keys the cache.
+type renderSpec struct {
+	Kind        string            `json:"kind"`
+	Dir         string            `json:"dir,omitempty"`
+	AllowRemote bool              `json:"allowRemote,omitempty"`
+	Chart       string            `json:"chart,omitempty"`
+	ChartDigest string            `json:"chartDigest,omitempty"`
+	Release     string            `json:"release,omitempty"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Values      map[string]any    `json:"values,omitempty"`
+	Kube        kubeInfo          `json:"kube,omitempty"`
+	Patches     []v1alpha1.Patch  `json:"patches,omitempty"`
+	AppDir      string            `json:"appDir"`
+	remote      *remoteChart      `json:"-"`
+}
+
+func (s *renderSpec) key() (string, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// renderPair renders the app's source for the cluster (before the
+// per-cluster finishing steps), sharing identical renders.
+func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) ([]object, error) {
+	spec, err := run.spec(ctx, c, app)
+	if err != nil {
+		return nil, pairErr(c, app, err)
+	}
+	key, err := spec.key()
+	if err != nil {
+		return nil, pairErr(c, app, err)
+	}
+	run.mu.Lock()
+	f, ok := run.flights[key]
+	if !ok {
+		f = &flight{}
+		run.flights[key] = f
+	}
+	run.mu.Unlock()
+	first := false
+	f.once.Do(func() {
+		first = true
+		if objs, ok := run.r.cache.get(key, run.snap); ok {
+			run.cached.Add(1)
+			f.objs = objs
+			return
+		}
+		d := newDeps()
+		f.objs, f.err = run.renderSource(ctx, spec, d)
+		run.rendered.Add(1)
+		if f.err == nil {
+			run.r.cache.put(key, d, f.objs)
+		}
+	})
+	if !first {
+		run.reused.Add(1)
+	}
+	if f.err != nil {
+		return nil, pairErr(c, app, f.err)
+	}
+	return f.objs, nil
+}
+
+func pairErr(c *v1alpha1.Cluster, app *v1alpha1.App, err error) error {
+	return fmt.Errorf("app %s on cluster %s: %w", app.Metadata.Name, c.Metadata.Name, err)
+}
+
+// spec works out what to render for the pair.
+func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*renderSpec, error) {
+	appDir := fleet.AppDir(app.Metadata.Name)
+	s := &renderSpec{AppDir: appDir}
+	for _, cu := range app.Spec.Customizations {
+		if fleet.Matches(cu.ClusterSelector, c) {
+			s.Patches = append(s.Patches, cu.Patches...)
+		}
+	}
+	src := app.Spec.Source
+	switch {
+	case src.Kustomize != nil && src.Helm != nil:
+		return nil, errors.New("source has both kustomize and helm")
+	case src.Kustomize != nil:
+		p := src.Kustomize.Path
+		for _, cu := range app.Spec.Customizations {
+			if cu.Kustomize != nil && fleet.Matches(cu.ClusterSelector, c) {
+				p = cu.Kustomize.Path
+			}
+		}
+		dir, err := relPath(appDir, p)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize path: %w", err)
+		}
+		s.Kind, s.Dir, s.AllowRemote = "kustomize", dir, run.r.opts.AllowRemoteBases
+	case src.Helm != nil:
+		h := src.Helm
+		s.Kind = "helm"
+		s.Release = h.ReleaseName
+		if s.Release == "" {
+			s.Release = app.Metadata.Name
+		}
+		s.Namespace = app.Spec.Namespace
+		if s.Namespace == "" {
+			s.Namespace = "default"
+		}
+		vals, err := helmValues(run.snap, run.repo, c, app, newDeps())
+		if err != nil {
+			return nil, err
+		}
+		s.Values = vals
+		s.Kube = run.kube(c)
+		if isRemoteChart(h) {
+			rc, err := run.charts.get(ctx, run.r.charts, h)
+			if err != nil {
+				return nil, err
+			}
+			s.Chart, s.ChartDigest, s.remote = chartName(h)+"@"+h.Version, rc.digest, rc
+		} else {
+			s.Chart = h.Chart
+		}
+	default:
+		return nil, errors.New("source names neither kustomize nor helm")
+	}
+	return s, nil
+}
+
+// kube is the version and API versions Helm renders the cluster with.
+func (run *renderRun) kube(c *v1alpha1.Cluster) kubeInfo {
+	k := kubeInfo{Version: run.r.opts.KubeVersion}
+	if run.repo.Fleet != nil && run.repo.Fleet.Spec.KubernetesVersion != "" {
+		k.Version = run.repo.Fleet.Spec.KubernetesVersion
+	}
+	if c.Spec.KubernetesVersion != "" {
+		k.Version = c.Spec.KubernetesVersion
+	}
+	if info, ok := run.r.opts.Clusters[c.Metadata.Name]; ok {
+		if info.KubeVersion != "" {
+			k.Version = info.KubeVersion
+		}
+		k.APIVersions = sortedCopy(info.APIVersions)
+	}
+	return k
+}
+
+// renderSource runs Kustomize or Helm, then the patches.
+func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) ([]object, error) {
+	var objs []object
+	switch s.Kind {
+	case "kustomize":
+		out, err := kustomizeBuild(run.snap, s.Dir, d, s.AllowRemote)
+		if err != nil {
+			return nil, err
+		}
+		if objs, err = decodeObjects(out, "kustomize build "+s.Dir); err != nil {
+			return nil, err
+		}
+	case "helm":
+		var err error
+		if objs, err = run.renderHelm(ctx, s, d); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Patches) == 0 || len(objs) == 0 {
+		return objs, nil
+	}
+	in, err := encodeYAML(objs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := applyPatches(in, s.Patches)
+	if err != nil {
+		return nil, err
+	}
+	return decodeObjects(out, "patched output")
+}
+
+func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([]object, error) {
+	if s.remote != nil {
+		ch, err := s.remote.load()
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %w", s.Chart, err)
+		}
+		m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
+		if err != nil {
+			return nil, fmt.Errorf("helm template %s: %w", s.Chart, err)
+		}
+		return decodeObjects([]byte(m), "chart "+s.Chart)
+	}
+	ch, p, err := loadLocalChart(run.snap, s.AppDir, s.Chart, d)
+	if err != nil {
+		return nil, err
+	}
+	m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
+	if err != nil {
+		return nil, fmt.Errorf("helm template %s: %w", p, err)
+	}
+	return decodeObjects([]byte(m), "chart "+p)
+}
+
+func (run *renderRun) stats(pairs int) Stats {
+	return Stats{
+		Pairs:    pairs,
+		Rendered: int(run.rendered.Load()),
+		Reused:   int(run.reused.Load()),
+		Cached:   int(run.cached.Load()),
+	}
+}
+
+// renderCache keeps source renders across Render calls, keyed by the
+// renderSpec hash and validated by the digests of the files they read.
+type renderCache struct {
+	mu sync.Mutex
+	m  map[string][]*cacheEntry
+}
+
+type cacheEntry struct {
+	deps *deps
+	objs []object
+}
+
+// Cache bounds: a few variants per key (e.g. the base and head of a plan),
+// and a cap on keys after which the cache starts afresh.
+const (
+	maxEntriesPerKey = 4
+	maxCacheKeys     = 20000
+)
+
+func newRenderCache() *renderCache { return &renderCache{m: map[string][]*cacheEntry{}} }
+
+func (c *renderCache) get(key string, snap *snapshot) ([]object, bool) {
+	c.mu.Lock()
+	entries := append([]*cacheEntry(nil), c.m[key]...)
+	c.mu.Unlock()
+	for _, e := range entries {
+		if e.deps.valid(snap) {
+			return e.objs, true
+		}
+	}
+	return nil, false
+}
+
+func (c *renderCache) put(key string, d *deps, objs []object) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCacheKeys {
+		c.m = map[string][]*cacheEntry{}
+	}
+	l := append([]*cacheEntry{{deps: d, objs: objs}}, c.m[key]...)
+	if len(l) > maxEntriesPerKey {
+		l = l[:maxEntriesPerKey]
+	}
+	c.m[key] = l
+}

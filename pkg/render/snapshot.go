@@ -1,0 +1,259 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// snapshot is a read-only copy of the repo's files, symlinks resolved. Links
+// that leave the repo are kept as errors, reported when a render reads them.
+type snapshot struct {
+	files    map[string][]byte // clean repo-relative path -> content
+	dirs     map[string][]string
+	badLinks map[string]string // path -> why it is refused
+
+	mu      sync.Mutex
+	digests map[string]string
+
+	memOnce sync.Once
+	mem     filesys.FileSystem
+	memErr  error
+}
+
+// maxLinkHops bounds symlink chains, as the kernel does.
+const maxLinkHops = 40
+
+// errOutsideRepo marks a path or symlink that leaves the repo.
+var errOutsideRepo = errors.New("leaves the repo")
+
+func takeSnapshot(fsys fs.FS) (*snapshot, error) {
+	s := &snapshot{
+		files:    map[string][]byte{},
+		dirs:     map[string][]string{".": nil},
+		badLinks: map[string]string{},
+		digests:  map[string]string{},
+	}
+	if err := s.copyDir(fsys, ".", ".", 0); err != nil {
+		return nil, err
+	}
+	for d := range s.dirs {
+		sort.Strings(s.dirs[d])
+	}
+	return s, nil
+}
+
+// copyDir copies the source folder src of fsys to dst in the snapshot.
+func (s *snapshot) copyDir(fsys fs.FS, src, dst string, depth int) error {
+	entries, err := fs.ReadDir(fsys, src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if name == ".git" && src == "." {
+			continue
+		}
+		sp, dp := path.Join(src, name), path.Join(dst, name)
+		s.dirs[dst] = append(s.dirs[dst], name)
+		if e.Type()&fs.ModeSymlink != 0 {
+			if err := s.copyLink(fsys, sp, dp, depth); err != nil {
+				return err
+			}
+			continue
+		}
+		if e.IsDir() {
+			s.dirs[dp] = nil
+			if err := s.copyDir(fsys, sp, dp, depth); err != nil {
+				return err
+			}
+			continue
+		}
+		b, err := fs.ReadFile(fsys, sp)
+		if err != nil {
+			return err
+		}
+		s.files[dp] = b
+	}
+	return nil
+}
+
+func (s *snapshot) copyLink(fsys fs.FS, sp, dp string, depth int) error {
+	target, err := resolveLink(fsys, sp)
+	if err != nil {
+		if errors.Is(err, errOutsideRepo) {
+			s.badLinks[dp] = err.Error()
+			return nil
+		}
+		return err
+	}
+	fi, err := fs.Stat(fsys, target)
+	if err != nil {
+		s.badLinks[dp] = fmt.Sprintf("symlink %s: %v", sp, err)
+		return nil
+	}
+	if fi.IsDir() {
+		if depth >= maxLinkHops {
+			s.badLinks[dp] = fmt.Sprintf("symlink %s: too many levels of symbolic links", sp)
+			return nil
+		}
+		s.dirs[dp] = nil
+		return s.copyDir(fsys, target, dp, depth+1)
+	}
+	b, err := fs.ReadFile(fsys, target)
+	if err != nil {
+		return err
+	}
+	s.files[dp] = b
+	return nil
+}
+
+// resolveLink follows the symlink p (and any link it leads to, component by
+// component) to a repo-relative path, or fails with errOutsideRepo.
+func resolveLink(fsys fs.FS, p string) (string, error) {
+	rl, ok := fsys.(fs.ReadLinkFS)
+	if !ok {
+		return p, nil // the FS resolves links itself (e.g. git trees)
+	}
+	parts := strings.Split(p, "/")
+	cur := "."
+	for hops := 0; len(parts) > 0; {
+		next := path.Join(cur, parts[0])
+		parts = parts[1:]
+		fi, err := fs.Lstat(fsys, next)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", fmt.Errorf("symlink %s: too many levels of symbolic links", p)
+		}
+		t, err := rl.ReadLink(next)
+		if err != nil {
+			return "", fmt.Errorf("symlink %s: %w", next, err)
+		}
+		if path.IsAbs(t) {
+			return "", fmt.Errorf("symlink %s -> %s: absolute target %w", p, t, errOutsideRepo)
+		}
+		j := path.Join(cur, t)
+		if j == ".." || strings.HasPrefix(j, "../") {
+			return "", fmt.Errorf("symlink %s -> %s %w", p, t, errOutsideRepo)
+		}
+		// restart from the target, then the remaining components
+		parts = append(strings.Split(j, "/"), parts...)
+		cur = "."
+	}
+	return cur, nil
+}
+
+// relPath checks a path given in the fleet repo (relative to base) and
+// returns it repo-relative.
+func relPath(base, p string) (string, error) {
+	if path.IsAbs(p) {
+		return "", fmt.Errorf("path %q is absolute: paths are relative to the app's folder", p)
+	}
+	j := path.Join(base, p)
+	if j == ".." || strings.HasPrefix(j, "../") {
+		return "", fmt.Errorf("path %q %w", p, errOutsideRepo)
+	}
+	return j, nil
+}
+
+// readFile reads a repo-relative file.
+func (s *snapshot) readFile(p string) ([]byte, error) {
+	if why, ok := s.badLink(p); ok {
+		return nil, errors.New(why)
+	}
+	b, ok := s.files[p]
+	if !ok {
+		if _, isDir := s.dirs[p]; isDir {
+			return nil, fmt.Errorf("%s is a directory", p)
+		}
+		return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+	}
+	return b, nil
+}
+
+// badLink reports whether p or a parent is a refused symlink.
+func (s *snapshot) badLink(p string) (string, bool) {
+	for q := p; q != "." && q != "/" && q != ""; q = path.Dir(q) {
+		if why, ok := s.badLinks[q]; ok {
+			return why, true
+		}
+	}
+	return "", false
+}
+
+// digest returns a stable fingerprint of what is at p: a file's content
+// hash, a folder's listing, or absence.
+func (s *snapshot) digest(p string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.digests[p]; ok {
+		return d
+	}
+	var d string
+	if b, ok := s.files[p]; ok {
+		h := sha256.Sum256(b)
+		d = "f" + hex.EncodeToString(h[:])
+	} else if names, ok := s.dirs[p]; ok {
+		h := sha256.Sum256([]byte(strings.Join(names, "\x00")))
+		d = "d" + hex.EncodeToString(h[:])
+	} else if why, ok := s.badLinks[p]; ok {
+		d = "x" + why
+	} else {
+		d = "-"
+	}
+	s.digests[p] = d
+	return d
+}
+
+// deps records the repo paths a render looked at, with their digests, so a
+// cached render can be reused when none of them changed.
+type deps struct {
+	mu   sync.Mutex
+	seen map[string]string
+}
+
+func newDeps() *deps { return &deps{seen: map[string]string{}} }
+
+func (d *deps) add(s *snapshot, p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.seen[p]; !ok {
+		d.seen[p] = s.digest(p)
+	}
+}
+
+// addTree records every file and folder under dir.
+func (d *deps) addTree(s *snapshot, dir string) {
+	d.add(s, dir)
+	for _, n := range s.dirs[dir] {
+		p := path.Join(dir, n)
+		if _, ok := s.dirs[p]; ok {
+			d.addTree(s, p)
+			continue
+		}
+		d.add(s, p)
+	}
+}
+
+// valid reports whether every recorded path still has the same digest in s.
+func (d *deps) valid(s *snapshot) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p, dg := range d.seen {
+		if s.digest(p) != dg {
+			return false
+		}
+	}
+	return true
+}

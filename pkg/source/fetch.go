@@ -1,0 +1,175 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// fetchOnce makes one attempt: list the remote refs, and download only
+// when they differ from the mirror's.
+func (r *Repo) fetchOnce(ctx context.Context, g *git.Repository, stats *FetchStats) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	rem, err := g.Remote(remoteName)
+	if err != nil {
+		return err
+	}
+	advertised, err := rem.ListContext(ctx, &git.ListOptions{
+		Auth: r.auth, CABundle: r.ca, InsecureSkipTLS: r.opts.InsecureSkipTLSVerify,
+		PeelingOption: git.IgnorePeeled,
+	})
+	if err != nil {
+		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return fmt.Errorf("repository is empty: %w", ErrNotFound)
+		}
+		return err
+	}
+	same, err := sameRefs(g, advertised)
+	if err != nil {
+		return err
+	}
+	stats.UpToDate = same
+	if !same {
+		before, err := packSet(g)
+		if err != nil {
+			return err
+		}
+		err = rem.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: remoteName, RefSpecs: mirrorRefSpecs, Auth: r.auth,
+			CABundle: r.ca, InsecureSkipTLS: r.opts.InsecureSkipTLSVerify,
+			Tags: git.NoTags, Force: true, Prune: true,
+		})
+		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return err
+		}
+		if err := r.countNewPacks(g, before, stats); err != nil {
+			return err
+		}
+	}
+	return setHead(g, advertised)
+}
+
+// sameRefs reports whether the mirror's branches and tags equal the
+// advertised ones.
+func sameRefs(g *git.Repository, advertised []*plumbing.Reference) (bool, error) {
+	want := map[plumbing.ReferenceName]plumbing.Hash{}
+	for _, ref := range advertised {
+		if (ref.Name().IsBranch() || ref.Name().IsTag()) && ref.Type() == plumbing.HashReference {
+			want[ref.Name()] = ref.Hash()
+		}
+	}
+	refs, err := g.Storer.IterReferences()
+	if err != nil {
+		return false, err
+	}
+	defer refs.Close()
+	have := 0
+	same := true
+	err = refs.ForEach(func(ref *plumbing.Reference) error {
+		if !ref.Name().IsBranch() && !ref.Name().IsTag() {
+			return nil
+		}
+		have++
+		if h, ok := want[ref.Name()]; !ok || h != ref.Hash() {
+			same = false
+		}
+		return nil
+	})
+	return same && have == len(want), err
+}
+
+// setHead points the mirror's HEAD at the remote's default branch.
+func setHead(g *git.Repository, advertised []*plumbing.Reference) error {
+	var target plumbing.ReferenceName
+	var headHash plumbing.Hash
+	for _, ref := range advertised {
+		if ref.Name() != plumbing.HEAD {
+			continue
+		}
+		if ref.Type() == plumbing.SymbolicReference {
+			target = ref.Target()
+		} else {
+			headHash = ref.Hash()
+		}
+	}
+	if target == "" && !headHash.IsZero() {
+		// No symref advertised: pick a branch at HEAD's commit, preferring main/master.
+		for _, ref := range advertised {
+			if ref.Name().IsBranch() && ref.Hash() == headHash {
+				if target == "" || ref.Name() == "refs/heads/main" || ref.Name() == "refs/heads/master" {
+					target = ref.Name()
+				}
+			}
+		}
+	}
+	if target == "" {
+		return nil
+	}
+	cur, err := g.Storer.Reference(plumbing.HEAD)
+	if err == nil && cur.Type() == plumbing.SymbolicReference && cur.Target() == target {
+		return nil
+	}
+	return g.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, target))
+}
+
+// packSet lists the mirror's packfiles.
+func packSet(g *git.Repository) (map[plumbing.Hash]bool, error) {
+	lister, ok := g.Storer.(interface{ ObjectPacks() ([]plumbing.Hash, error) })
+	if !ok {
+		return nil, nil
+	}
+	packs, err := lister.ObjectPacks()
+	if err != nil {
+		return nil, err
+	}
+	set := map[plumbing.Hash]bool{}
+	for _, h := range packs {
+		set[h] = true
+	}
+	return set, nil
+}
+
+// countNewPacks adds the objects and bytes of packfiles that appeared
+// since before to stats.
+func (r *Repo) countNewPacks(g *git.Repository, before map[plumbing.Hash]bool, stats *FetchStats) error {
+	after, err := packSet(g)
+	if err != nil {
+		return err
+	}
+	for h := range after {
+		if before[h] {
+			continue
+		}
+		base := filepath.Join(r.dir, "objects", "pack", "pack-"+h.String())
+		if st, err := os.Stat(base + ".pack"); err == nil {
+			stats.PackBytes += st.Size()
+		}
+		n, err := idxCount(base + ".idx")
+		if err != nil {
+			return err
+		}
+		stats.Objects += n
+	}
+	return nil
+}
+
+func idxCount(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	idx := idxfile.NewMemoryIndex()
+	if err := idxfile.NewDecoder(f).Decode(idx); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return idx.Count()
+}

@@ -1,0 +1,256 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestRefs(t *testing.T) {
+	w := newWorkRepo(t, t.TempDir(), "fleet")
+	first := w.commit("first", map[string]string{"v.txt": "1"})
+	w.git("tag", "light")
+	w.git("tag", "-a", "v1", "-m", "release 1")
+	second := w.commit("second", map[string]string{"v.txt": "2"})
+	w.git("branch", "feature", first)
+	w.git("tag", "-a", "nested", "-m", "tag of a tag", "v1")
+
+	repo := mustOpen(t, "file://"+w.dir, testOptions(t))
+	cases := []struct {
+		ref, commit, name string
+	}{
+		{"", second, "refs/heads/main"},
+		{"HEAD", second, "refs/heads/main"},
+		{"main", second, "refs/heads/main"},
+		{"origin/main", second, "refs/heads/main"},
+		{"refs/heads/main", second, "refs/heads/main"},
+		{"feature", first, "refs/heads/feature"},
+		{"light", first, "refs/tags/light"},
+		{"v1", first, "refs/tags/v1"},
+		{"nested", first, "refs/tags/nested"},
+		{first, first, first},
+		{second[:8], second, second[:8]},
+		{"main~1", first, "main~1"},
+	}
+	for _, c := range cases {
+		rev, err := repo.Open(context.Background(), c.ref)
+		if err != nil {
+			t.Errorf("Open(%q): %v", c.ref, err)
+			continue
+		}
+		if rev.Commit != c.commit || rev.Ref != c.name {
+			t.Errorf("Open(%q) = %s %s, want %s %s", c.ref, rev.Commit, rev.Ref, c.commit, c.name)
+		}
+		want := map[string]string{first: "1", second: "2"}[c.commit]
+		if got := readString(t, rev, "v.txt"); got != want {
+			t.Errorf("Open(%q): v.txt = %q, want %q", c.ref, got, want)
+		}
+	}
+	for _, ref := range []string{"nope", "refs/heads/nope", strings.Repeat("a", 40), "deadbeef"} {
+		_, err := repo.Open(context.Background(), ref)
+		var nf *RefNotFoundError
+		if !errors.Is(err, ErrNotFound) || !errors.As(err, &nf) || !strings.Contains(err.Error(), ref) {
+			t.Errorf("Open(%q) error = %v, want ref-not-found naming the ref", ref, err)
+		}
+	}
+}
+
+func TestLocalDirectories(t *testing.T) {
+	ctx := context.Background()
+	w := newWorkRepo(t, t.TempDir(), "fleet")
+	base := w.commit("base", map[string]string{"fleet.yaml": "base\n"})
+	head := w.commit("head", map[string]string{"fleet.yaml": "head\n", "sub/x.yaml": "x\n"})
+	// Uncommitted change: only the working tree shows it.
+	if err := os.WriteFile(filepath.Join(w.dir, "fleet.yaml"), []byte("dirty\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	rev, repo, err := Resolve(ctx, w.dir, "main~1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	if rev.Commit != base || readString(t, rev, "fleet.yaml") != "base\n" {
+		t.Errorf("main~1 = %s %q", rev.Commit, readString(t, rev, "fleet.yaml"))
+	}
+	headRev := mustRev(t, repo, "HEAD")
+	if headRev.Commit != head || readString(t, headRev, "fleet.yaml") != "head\n" {
+		t.Errorf("HEAD = %s %q", headRev.Commit, readString(t, headRev, "fleet.yaml"))
+	}
+	// A subdirectory of the repository finds the repository.
+	if _, _, err := Resolve(ctx, filepath.Join(w.dir, "sub"), "HEAD", Options{}); err != nil {
+		t.Errorf("Resolve from a subdirectory: %v", err)
+	}
+	work := mustRev(t, repo, "")
+	if work.Commit != "" || readString(t, work, "fleet.yaml") != "dirty\n" {
+		t.Errorf("working tree = %q %q", work.Commit, readString(t, work, "fleet.yaml"))
+	}
+
+	plain := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plain, "fleet.yaml"), []byte("plain\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(plain, "escape.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	prev, prepo, err := Resolve(ctx, plain, "", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prepo.Close()
+	if prev.Commit != "" || readString(t, prev, "fleet.yaml") != "plain\n" {
+		t.Errorf("plain dir = %q", prev.Commit)
+	}
+	if _, err := fs.ReadFile(prev.FS, "escape.yaml"); err == nil {
+		t.Error("plain dir: symlink out of the directory was followed")
+	}
+	if target, err := fs.ReadLink(prev.FS, "escape.yaml"); err != nil || target != "/etc/passwd" {
+		t.Errorf("plain dir ReadLink = %q, %v", target, err)
+	}
+	if _, _, err := Resolve(ctx, plain, "main", Options{}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"main"`) {
+		t.Errorf("plain dir with a ref: error = %v", err)
+	}
+}
+
+func TestIncrementalFetchAndForcePush(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	c1 := w.commit("c1", map[string]string{"a.txt": "1"})
+	c2 := w.commit("c2", map[string]string{"a.txt": "2"})
+	srv := newGitHTTPServer(t, root, "", "", false)
+	url := srv.URL + "/fleet"
+	opts := testOptions(t)
+
+	repo := mustOpen(t, url, opts)
+	if st := repo.LastFetch(); st.UpToDate || st.Objects == 0 {
+		t.Errorf("first fetch stats = %+v, want objects downloaded", st)
+	}
+	rev, err := repo.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := repo.LastFetch(); !st.UpToDate || st.Objects != 0 || st.PackBytes != 0 {
+		t.Errorf("unchanged fetch stats = %+v, want up to date and nothing downloaded", st)
+	}
+	if rev.Commit != c2 {
+		t.Fatalf("head = %s, want %s", rev.Commit, c2)
+	}
+
+	c3 := w.commit("c3", map[string]string{"b.txt": "3"})
+	rev3, err := repo.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := repo.LastFetch(); rev3.Commit != c3 || st.UpToDate || st.Objects == 0 || st.Objects > 10 {
+		t.Errorf("after one commit: head %s (want %s), stats %+v: want a small incremental fetch", rev3.Commit, c3, st)
+	}
+
+	// Force-push: history rewritten from c1.
+	w.git("reset", "-q", "--hard", c1)
+	c4 := w.commit("c4 rewritten", map[string]string{"a.txt": "4"})
+	rev4, err := repo.Fetch(ctx)
+	if err != nil {
+		t.Fatalf("fetch after force-push: %v", err)
+	}
+	if rev4.Commit != c4 || readString(t, rev4, "a.txt") != "4" {
+		t.Errorf("after force-push head = %s, want %s", rev4.Commit, c4)
+	}
+	// Revisions opened before stay readable, and so do the old commits.
+	if readString(t, rev3, "b.txt") != "3" || readString(t, mustRev(t, repo, c3), "b.txt") != "3" {
+		t.Error("old revision unreadable after force-push")
+	}
+
+	// A second handle on the same cache sees the same mirror without cloning.
+	again := mustOpen(t, url, opts)
+	if st := again.LastFetch(); !st.UpToDate {
+		t.Errorf("second handle stats = %+v, want up to date", st)
+	}
+}
+
+func TestCorruptCacheIsRecloned(t *testing.T) {
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	head := w.commit("c1", map[string]string{"a.txt": "1"})
+	srv := newGitHTTPServer(t, root, "", "", false)
+	opts := testOptions(t)
+	url := srv.URL + "/fleet"
+	first := mustOpen(t, url, opts)
+
+	packs, err := filepath.Glob(filepath.Join(first.dir, "objects", "pack", "*"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("no packfiles in the cache: %v", err)
+	}
+	for _, p := range packs {
+		if err := os.WriteFile(p, []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := mustOpen(t, url, opts)
+	if st := repo.LastFetch(); !st.Recloned {
+		t.Errorf("stats = %+v, want Recloned", st)
+	}
+	if rev := mustRev(t, repo, ""); rev.Commit != head || readString(t, rev, "a.txt") != "1" {
+		t.Errorf("after re-clone head = %s", rev.Commit)
+	}
+}
+
+func TestConcurrentUsersOfOneCache(t *testing.T) {
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	head := w.commit("c1", map[string]string{"a.txt": "1"})
+	srv := newGitHTTPServer(t, root, "", "", false)
+	opts := testOptions(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			rev, repo, err := Resolve(context.Background(), srv.URL+"/fleet", "", opts)
+			if err == nil {
+				defer repo.Close()
+				if rev.Commit != head {
+					err = errors.New("wrong head " + rev.Commit)
+				}
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestLockWaitsForOtherUser(t *testing.T) {
+	dir := t.TempDir()
+	held, err := acquireLock(context.Background(), filepath.Join(dir, "x.lock"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := acquireLock(ctx, filepath.Join(dir, "x.lock"), false)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("lock while held: error = %v, want context.Canceled", err)
+	}
+	if err := held.release(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := acquireLock(context.Background(), filepath.Join(dir, "x.lock"), false)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	_ = l.release()
+}
