@@ -81,7 +81,7 @@ func buildTool(ctx context.Context, binDir string, t Tool) (string, error) {
 		return "", fmt.Errorf("build %s %s: %w", t.Name, t.Version, err)
 	}
 	tmp := out + ".tmp"
-	if err := goCmd(ctx, mod, "build", "-trimpath", "-o", tmp, t.Package); err != nil {
+	if err := goCmd(ctx, mod, "build", "-o", tmp, t.Package); err != nil {
 		return "", fmt.Errorf("build %s %s: %w", t.Name, t.Version, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {

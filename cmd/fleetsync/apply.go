@@ -1,18 +1,175 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fleetsync/fleetsync/pkg/apply"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
-// Placeholder: replaced by the engineer who owns this verb.
+type applyCmdOptions struct {
+	repo           string
+	clusters       []string
+	dryRun         bool
+	allowMassPrune bool
+	timeout        time.Duration
+	output         string
+	source         sourceFlags
+	conn           clusterFlags
+}
+
 func newApplyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "apply",
-		Short: "apply (in progress)",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("apply: not implemented yet")
+	var o applyCmdOptions
+	cmd := &cobra.Command{
+		Use:   "apply --repo DIR|URL [--cluster C]...",
+		Short: "One-shot reconcile: render, apply with server-side apply, prune, wait healthy",
+		Long: `apply renders the fleet repo and applies every (cluster, app) pair: clusters in
+parallel, each cluster's apps in dependsOn order, rollout waves one after the other.
+It prints one line per object, then a summary. A pair whose render failed is not
+applied and nothing of it is pruned. Exit status 0 when everything applied and is
+healthy, 1 otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runApply(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.repo, "repo", "", "fleet repo: a directory or a git URL")
+	fs.StringArrayVar(&o.clusters, "cluster", nil, "cluster to apply (repeatable; default all)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "server-side dry run: show what would change, write nothing")
+	fs.BoolVar(&o.allowMassPrune, "allow-mass-prune", false, "allow pruning more than half of an app's objects")
+	fs.DurationVar(&o.timeout, "timeout", apply.DefaultTimeout, "health timeout of apps whose rollout sets none")
+	fs.StringVarP(&o.output, "output", "o", "table", "output: table or json")
+	o.source.BindFlags(fs)
+	o.conn.BindFlags(fs)
+	_ = cmd.MarkFlagRequired("repo")
+	return cmd
+}
+
+// applyLoadRepo reads --repo at --ref and loads the fleet model.
+func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (*fleet.Repo, error) {
+	rev, src, err := sf.resolve(ctx, repoArg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = src.Close() }()
+	repo, err := fleet.Load(ctx, rev.FS)
+	if err != nil {
+		return nil, err
+	}
+	repo.Revision = rev.Commit
+	return repo, nil
+}
+
+func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
+	if o.output != "table" && o.output != "json" {
+		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
+	}
+	repo, err := applyLoadRepo(ctx, &o.source, o.repo)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if err := checkClusters(repo, o.clusters); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	managers := newManagerSet(&o.conn)
+	versions := managers.kubeVersions(ctx, selectedClusters(repo, o.clusters))
+	rendered := render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: o.clusters})
+	opts := apply.FleetOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout}
+	if o.output == "table" {
+		opts.Progress = func(c apply.Change) {
+			action := string(c.Action)
+			if c.DryRun {
+				action += " (dry run)"
+			}
+			detail := c.Reason
+			if c.Err != nil {
+				detail = c.Err.Error()
+			}
+			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
+		}
+	}
+	res := apply.ApplyFleet(ctx, repo, rendered, managers.get, opts)
+	if o.output == "json" {
+		if err := printData(w, "json", res); err != nil {
+			return &exitError{code: 1, err: err}
+		}
+	} else {
+		fmt.Fprintln(w)
+		printApplySummary(w, res)
+	}
+	if !res.OK() {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// checkClusters rejects --cluster names the repo does not define.
+func checkClusters(repo *fleet.Repo, names []string) error {
+	var errs []error
+	for _, n := range names {
+		if repo.Cluster(n) == nil {
+			errs = append(errs, fmt.Errorf("--cluster %s: no such cluster in the fleet repo", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func printApplySummary(w io.Writer, res *apply.FleetResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tAPP\tWAVE\tCREATED\tCONFIGURED\tUNCHANGED\tPRUNED\tSKIPPED\tFAILED\tHEALTH")
+	var errs []string
+	for _, p := range res.Pairs {
+		counts := map[apply.Action]int{}
+		if p.ChangeSet != nil {
+			counts = p.ChangeSet.Counts()
+		}
+		health := "Healthy"
+		switch {
+		case p.Err != nil:
+			health = "Failed"
+			errs = append(errs, p.Err.Error())
+		case res.DryRun:
+			health = "-"
+		case !p.Healthy:
+			health = "Unhealthy"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Cluster, p.App, p.Wave+1,
+			counts[apply.Created]+counts[apply.Recreated], counts[apply.Configured], counts[apply.Unchanged],
+			counts[apply.Pruned], counts[apply.Skipped], counts[apply.Failed], health)
+	}
+	_ = tw.Flush()
+	sort.Strings(errs)
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "\nErrors:")
+		for _, e := range errs {
+			for _, line := range strings.Split(e, "\n") {
+				fmt.Fprintln(w, "  "+line)
+			}
+		}
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// selectedClusters is --cluster, or every cluster of the repo.
+func selectedClusters(repo *fleet.Repo, names []string) []string {
+	if len(names) > 0 {
+		return names
+	}
+	out := make([]string, 0, len(repo.Clusters))
+	for _, c := range repo.Clusters {
+		out = append(out, c.Metadata.Name)
+	}
+	return out
 }

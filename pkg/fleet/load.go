@@ -34,7 +34,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Repo, error) {
 		return nil, err
 	}
 	if len(l.probs) > 0 {
-		return nil, l.probs.sorted()
+		return nil, l.probs.Sorted()
 	}
 	return repo, nil
 }
@@ -103,6 +103,7 @@ func (l *loader) load() (*Repo, error) {
 		return nil, fmt.Errorf("load fleet repo: %w", err)
 	}
 	l.validate(repo)
+	repo.positions = l.docs
 	return repo, nil
 }
 
@@ -123,6 +124,10 @@ func (l *loader) exists(name string) (bool, error) {
 func (l *loader) readDir(dir string) ([]fs.DirEntry, bool, error) {
 	if err := l.ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("load fleet repo: %w", err)
+	}
+	if fi, err := fs.Stat(l.fsys, dir); err == nil && !fi.IsDir() {
+		l.probs = append(l.probs, Problem{File: dir, Message: "must be a folder"})
+		return nil, true, nil
 	}
 	entries, err := fs.ReadDir(l.fsys, dir)
 	switch {

@@ -219,3 +219,33 @@ func archiveFS(t testing.TB, dir string) fstest.MapFS {
 	}
 	return m
 }
+
+func TestPosition(t *testing.T) {
+	repo, err := fleet.Load(context.Background(), os.DirFS(filepath.Join("testdata", "valid")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		obj      any
+		field    string
+		wantFile string
+		wantLine int
+	}{
+		{repo.App("api"), "spec.source.helm.valuesFiles[0]", "apps/api/app.yaml", 11},
+		{repo.App("api"), "spec.source.helm.nothere", "apps/api/app.yaml", 8},
+		{repo.App("web"), "", "apps/web/app.yaml", 1},
+		{repo.Cluster("north"), "spec.nodePools[0].machineDeployment", "clusters/north.yaml", 20},
+		{repo.ScalePolicies[0], "spec.workloads[0].maxReplicas", "policies/promo.yaml", 9},
+		{repo.Fleet, "spec.healthTimeout", "fleet.yaml", 7},
+	}
+	for _, tt := range tests {
+		file, line := repo.Position(tt.obj, tt.field)
+		if file != tt.wantFile || line != tt.wantLine {
+			t.Errorf("Position(%s) = %s:%d, want %s:%d", tt.field, file, line, tt.wantFile, tt.wantLine)
+		}
+	}
+	var empty fleet.Repo
+	if file, line := empty.Position(repo.App("web"), "spec"); file != "apps/web/app.yaml" || line != 0 {
+		t.Errorf("Position on a Repo not from Load = %s:%d", file, line)
+	}
+}

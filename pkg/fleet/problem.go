@@ -52,8 +52,8 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sorted returns the problems ordered by file, line, field and message, and drops exact duplicates.
-func (ps Problems) sorted() Problems {
+// Sorted returns the problems ordered by file, line, field and message, and drops exact duplicates.
+func (ps Problems) Sorted() Problems {
 	out := slices.Clone(ps)
 	slices.SortFunc(out, func(a, b Problem) int {
 		return cmp.Or(

@@ -25,6 +25,9 @@ type Repo struct {
 	Apps []*v1alpha1.App
 	// ScalePolicies sorted by name.
 	ScalePolicies []*v1alpha1.ScalePolicy
+
+	// positions locates the loaded objects' fields in their files (see Position).
+	positions map[any]*document
 }
 
 // AppsDir is the folder of the apps; AppDir(name) is AppsDir/name.

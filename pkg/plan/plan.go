@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -197,7 +198,7 @@ func Compute(ctx context.Context, base, head *render.Result) *Plan {
 		bApps, hApps := baseIdx[cluster], headIdx[cluster]
 		cp := ClusterPlan{Cluster: cluster}
 		for _, app := range unionKeys(bApps, hApps) {
-			if ap, ok := comparePair(app, bApps[app], hApps[app]); ok {
+			if ap, ok := comparePair(cluster, app, bApps[app], hApps[app]); ok {
 				cp.Apps = append(cp.Apps, ap)
 			}
 		}
@@ -241,13 +242,15 @@ func unionKeys[V any](a, b map[string]V) []string {
 
 // comparePair diffs one (cluster, app) pair; either side may be nil (the app
 // does not target the cluster there). ok is false when nothing differs.
-func comparePair(app string, base, head *render.AppResult) (AppPlan, bool) {
+func comparePair(cluster, app string, base, head *render.AppResult) (AppPlan, bool) {
 	ap := AppPlan{App: app, Status: AppChanged}
+	// Render errors start with "cluster/app: "; the plan says that already.
+	prefix := cluster + "/" + app + ": "
 	if base != nil && base.Err != nil {
-		ap.BaseError = base.Err.Error()
+		ap.BaseError = strings.TrimPrefix(base.Err.Error(), prefix)
 	}
 	if head != nil && head.Err != nil {
-		ap.HeadError = head.Err.Error()
+		ap.HeadError = strings.TrimPrefix(head.Err.Error(), prefix)
 	}
 	if ap.BaseError != "" || ap.HeadError != "" {
 		if ap.BaseError == ap.HeadError {

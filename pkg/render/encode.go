@@ -7,7 +7,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/fleetsync/fleetsync/api/v1alpha1"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 )
 
@@ -34,31 +33,87 @@ func JSON(objs []*unstructured.Unstructured) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// selectPairs resolves a Selection to clusters and apps, sorted by name.
-func selectPairs(repo *fleet.Repo, sel Selection) ([]*v1alpha1.Cluster, []*v1alpha1.App, error) {
+// badPair is a selected pair that cannot be rendered at all.
+type badPair struct {
+	cluster, app string
+	err          error
+}
+
+// selectPairs lists the selected (cluster, app) pairs where the app targets
+// the cluster, and error pairs for selected names not in the repo.
+func selectPairs(repo *fleet.Repo, sel Selection) ([]*pairJob, []badPair) {
+	var bad []badPair
 	clusters := repo.Clusters
+	var clusterNames []string
 	if len(sel.Clusters) > 0 {
 		clusters = nil
 		for _, n := range dedupe(sel.Clusters) {
-			c := repo.Cluster(n)
-			if c == nil {
-				return nil, nil, fmt.Errorf("cluster %q is not in the fleet repo", n)
+			if c := repo.Cluster(n); c != nil {
+				clusters = append(clusters, c)
 			}
-			clusters = append(clusters, c)
+			clusterNames = append(clusterNames, n)
+		}
+	} else {
+		for _, c := range clusters {
+			clusterNames = append(clusterNames, c.Metadata.Name)
 		}
 	}
 	apps := repo.Apps
+	var appNames []string
 	if len(sel.Apps) > 0 {
 		apps = nil
 		for _, n := range dedupe(sel.Apps) {
-			a := repo.App(n)
-			if a == nil {
-				return nil, nil, fmt.Errorf("app %q is not in the fleet repo", n)
+			if a := repo.App(n); a != nil {
+				apps = append(apps, a)
 			}
-			apps = append(apps, a)
+			appNames = append(appNames, n)
+		}
+	} else {
+		for _, a := range apps {
+			appNames = append(appNames, a.Metadata.Name)
 		}
 	}
-	return clusters, apps, nil
+	for _, cn := range clusterNames {
+		for _, an := range appNames {
+			switch {
+			case repo.Cluster(cn) == nil:
+				bad = append(bad, badPair{cn, an, fmt.Errorf("%s/%s: cluster %q is not in the fleet repo", cn, an, cn)})
+			case repo.App(an) == nil:
+				bad = append(bad, badPair{cn, an, fmt.Errorf("%s/%s: app %q is not in the fleet repo", cn, an, an)})
+			}
+		}
+		if len(appNames) == 0 && repo.Cluster(cn) == nil {
+			bad = append(bad, badPair{cn, "", fmt.Errorf("%s: cluster %q is not in the fleet repo", cn, cn)})
+		}
+	}
+	var jobs []*pairJob
+	for _, c := range clusters {
+		for _, a := range apps {
+			if fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
+				jobs = append(jobs, &pairJob{cluster: c, app: a})
+			}
+		}
+	}
+	return jobs, bad
+}
+
+// mergeBad adds the error pairs to the results, keeping both orders.
+func mergeBad(cs []ClusterResult, bad []badPair) []ClusterResult {
+	for _, b := range bad {
+		i := sort.Search(len(cs), func(i int) bool { return cs[i].Cluster >= b.cluster })
+		if i == len(cs) || cs[i].Cluster != b.cluster {
+			cs = append(cs, ClusterResult{})
+			copy(cs[i+1:], cs[i:])
+			cs[i] = ClusterResult{Cluster: b.cluster}
+		}
+		apps := cs[i].Apps
+		j := sort.Search(len(apps), func(j int) bool { return apps[j].App >= b.app })
+		apps = append(apps, AppResult{})
+		copy(apps[j+1:], apps[j:])
+		apps[j] = AppResult{App: b.app, Err: b.err}
+		cs[i].Apps = apps
+	}
+	return cs
 }
 
 func dedupe(l []string) []string {
@@ -69,6 +124,5 @@ func dedupe(l []string) []string {
 			out = append(out, s)
 		}
 	}
-	sort.Strings(out)
 	return out
 }

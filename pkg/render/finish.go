@@ -54,7 +54,7 @@ type clusterFacts struct {
 
 // finishAll runs the per-cluster steps on every rendered pair and checks
 // for objects produced by two apps on one cluster.
-func (run *renderRun) finishAll(jobs []*pairJob) []Pair {
+func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 	byCluster := map[string][]*pairJob{}
 	var order []string
 	for _, j := range jobs {
@@ -64,16 +64,19 @@ func (run *renderRun) finishAll(jobs []*pairJob) []Pair {
 		}
 		byCluster[n] = append(byCluster[n], j)
 	}
-	var pairs []Pair
+	sort.Strings(order)
+	out := make([]ClusterResult, 0, len(order))
 	for _, n := range order {
-		pairs = append(pairs, run.finishCluster(byCluster[n])...)
+		l := byCluster[n]
+		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
+		out = append(out, ClusterResult{Cluster: n, Apps: run.finishCluster(l)})
 	}
-	return pairs
+	return out
 }
 
-func (run *renderRun) finishCluster(jobs []*pairJob) []Pair {
+func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	c := jobs[0].cluster
-	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, revision: run.repo.Revision}
+	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, revision: run.revision}
 	for _, j := range jobs {
 		for _, o := range j.objs {
 			if gkOf(o) == "apiextensions.k8s.io/CustomResourceDefinition" {
@@ -89,9 +92,9 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []Pair {
 			facts.nsOwner[ns] = a.Metadata.Name
 		}
 	}
-	pairs := make([]Pair, len(jobs))
+	pairs := make([]AppResult, len(jobs))
 	for i, j := range jobs {
-		pairs[i] = Pair{Cluster: c.Metadata.Name, App: j.app.Metadata.Name, Err: j.err}
+		pairs[i] = AppResult{App: j.app.Metadata.Name, Err: j.err}
 		if j.err != nil {
 			continue
 		}
@@ -102,7 +105,7 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []Pair {
 		}
 		pairs[i].Objects = objs
 	}
-	checkDuplicates(pairs)
+	checkDuplicates(c.Metadata.Name, pairs)
 	return pairs
 }
 
@@ -111,11 +114,6 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 	objs := make([]object, 0, len(shared)+2)
 	for _, o := range shared {
 		objs = append(objs, runtime.DeepCopyJSON(o))
-	}
-	for _, o := range objs {
-		if err := mapStorage(f.cluster, o); err != nil {
-			return nil, err
-		}
 	}
 	ns := app.Spec.Namespace
 	if ns != "" {
@@ -131,6 +129,11 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 			})
 		}
 	}
+	for _, o := range objs {
+		if err := mapStorage(f.cluster, o); err != nil {
+			return nil, err
+		}
+	}
 	extra, err := run.scaleObjects(f.cluster, app, objs)
 	if err != nil {
 		return nil, err
@@ -140,9 +143,7 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 	for i, o := range objs {
 		md := child(o, "metadata")
 		child(md, "labels")[v1alpha1.LabelApp] = app.Metadata.Name
-		if f.revision != "" {
-			child(md, "annotations")[v1alpha1.AnnotationRevision] = f.revision
-		}
+		child(md, "annotations")[v1alpha1.AnnotationRevision] = f.revision
 		out[i] = &unstructured.Unstructured{Object: o}
 	}
 	sortObjects(out, f.scoped)
@@ -191,7 +192,7 @@ func sortObjects(objs []*unstructured.Unstructured, scoped map[string]bool) {
 
 // checkDuplicates fails every pair of a cluster whose objects another app
 // of the same cluster also renders (same group, kind, namespace, name).
-func checkDuplicates(pairs []Pair) {
+func checkDuplicates(cluster string, pairs []AppResult) {
 	owner := map[string]int{}
 	dup := map[int][]string{}
 	for i, p := range pairs {
@@ -216,7 +217,7 @@ func checkDuplicates(pairs []Pair) {
 	}
 	for i, msgs := range dup {
 		p := &pairs[i]
-		p.Err = fmt.Errorf("app %s on cluster %s: duplicate objects: %s", p.App, p.Cluster, strings.Join(msgs, "; "))
+		p.Err = fmt.Errorf("%s/%s: duplicate objects: %s", cluster, p.App, strings.Join(msgs, "; "))
 		p.Objects = nil
 	}
 }

@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,9 @@ type repoFS struct {
 	snap        *snapshot
 	deps        *deps
 	allowRemote bool
+	// refused is the first remote resource refused: krusty turns the read
+	// error into a vaguer one, so the build reports this instead.
+	refused error
 }
 
 var errReadOnly = errors.New("the repo is read-only during a render")
@@ -70,7 +74,7 @@ func (f *repoFS) rel(p string) (string, error) {
 		return ".", nil
 	}
 	if !strings.HasPrefix(p, fsRoot+"/") {
-		return "", fmt.Errorf("path %s %w", strings.TrimPrefix(p, "/"), errOutsideRepo)
+		return "", fmt.Errorf("path %s (from the repo root) %w", "../"+strings.TrimPrefix(p, "/"), errOutsideRepo)
 	}
 	r := strings.TrimPrefix(p, fsRoot+"/")
 	f.deps.add(f.snap, r)
@@ -136,7 +140,7 @@ func (f *repoFS) Walk(p string, fn filepath.WalkFunc) error {
 	if _, err := f.rel(p); err != nil {
 		return err
 	}
-	return f.FileSystem.Walk(p, func(q string, info filepath.FileInfo, err error) error {
+	return f.FileSystem.Walk(p, func(q string, info fs.FileInfo, err error) error {
 		if _, rerr := f.rel(q); rerr != nil {
 			return rerr
 		}
@@ -155,6 +159,9 @@ func (f *repoFS) ReadFile(p string) ([]byte, error) {
 	}
 	if !f.allowRemote && isKustomizationFile(r) {
 		if err := f.checkRemote(r, b); err != nil {
+			if f.refused == nil {
+				f.refused = err
+			}
 			return nil, err
 		}
 	}
@@ -223,6 +230,9 @@ func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out 
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	m, err := krusty.MakeKustomizer(opts).Run(fsys, path.Join(fsRoot, dir))
+	if fsys.refused != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, fsys.refused)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, stripRoot(err))
 	}

@@ -16,10 +16,11 @@ import (
 
 // renderRun is the state of one Render call.
 type renderRun struct {
-	r      *Renderer
-	repo   *fleet.Repo
-	snap   *snapshot
-	charts chartFetches
+	r        *Renderer
+	repo     *fleet.Repo
+	revision string
+	snap     *snapshot
+	charts   chartFetches
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -46,18 +47,18 @@ type flight struct {
 // renderSpec is everything a source render depends on besides the files it
 // reads; its hash keys the cache.
 type renderSpec struct {
-	Kind        string            `json:"kind"`
-	Dir         string            `json:"dir,omitempty"`
-	AllowRemote bool              `json:"allowRemote,omitempty"`
-	Chart       string            `json:"chart,omitempty"`
-	ChartDigest string            `json:"chartDigest,omitempty"`
-	Release     string            `json:"release,omitempty"`
-	Namespace   string            `json:"namespace,omitempty"`
-	Values      map[string]any    `json:"values,omitempty"`
-	Kube        kubeInfo          `json:"kube,omitempty"`
-	Patches     []v1alpha1.Patch  `json:"patches,omitempty"`
-	AppDir      string            `json:"appDir"`
-	remote      *remoteChart      `json:"-"`
+	Kind        string           `json:"kind"`
+	Dir         string           `json:"dir,omitempty"`
+	AllowRemote bool             `json:"allowRemote,omitempty"`
+	Chart       string           `json:"chart,omitempty"`
+	ChartDigest string           `json:"chartDigest,omitempty"`
+	Release     string           `json:"release,omitempty"`
+	Namespace   string           `json:"namespace,omitempty"`
+	Values      map[string]any   `json:"values,omitempty"`
+	Kube        kubeInfo         `json:"kube,omitempty"`
+	Patches     []v1alpha1.Patch `json:"patches,omitempty"`
+	AppDir      string           `json:"appDir"`
+	remote      *remoteChart     `json:"-"`
 }
 
 func (s *renderSpec) key() (string, error) {
@@ -112,7 +113,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 }
 
 func pairErr(c *v1alpha1.Cluster, app *v1alpha1.App, err error) error {
-	return fmt.Errorf("app %s on cluster %s: %w", app.Metadata.Name, c.Metadata.Name, err)
+	return fmt.Errorf("%s/%s: %w", c.Metadata.Name, app.Metadata.Name, err)
 }
 
 // spec works out what to render for the pair.
@@ -174,19 +175,18 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 
 // kube is the version and API versions Helm renders the cluster with.
 func (run *renderRun) kube(c *v1alpha1.Cluster) kubeInfo {
-	k := kubeInfo{Version: run.r.opts.KubeVersion}
+	name := c.Metadata.Name
+	k := kubeInfo{Version: run.r.opts.DefaultKubeVersion}
 	if run.repo.Fleet != nil && run.repo.Fleet.Spec.KubernetesVersion != "" {
 		k.Version = run.repo.Fleet.Spec.KubernetesVersion
 	}
 	if c.Spec.KubernetesVersion != "" {
 		k.Version = c.Spec.KubernetesVersion
 	}
-	if info, ok := run.r.opts.Clusters[c.Metadata.Name]; ok {
-		if info.KubeVersion != "" {
-			k.Version = info.KubeVersion
-		}
-		k.APIVersions = sortedCopy(info.APIVersions)
+	if v := run.r.opts.KubeVersions[name]; v != "" {
+		k.Version = v
 	}
+	k.APIVersions = sortedCopy(run.r.opts.APIVersions[name])
 	return k
 }
 

@@ -175,9 +175,9 @@ func (s *snapshot) readFile(p string) ([]byte, error) {
 	b, ok := s.files[p]
 	if !ok {
 		if _, isDir := s.dirs[p]; isDir {
-			return nil, fmt.Errorf("%s is a directory", p)
+			return nil, errors.New("is a directory")
 		}
-		return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		return nil, fmt.Errorf("not found in the repo: %w", fs.ErrNotExist)
 	}
 	return b, nil
 }

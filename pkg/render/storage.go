@@ -21,7 +21,7 @@ func mapStorage(c *v1alpha1.Cluster, o object) error {
 	switch gkOf(o) {
 	case "/PersistentVolumeClaim":
 		if spec, ok := o["spec"].(map[string]any); ok {
-			claims = append(claims, claimSpec{spec, "spec"})
+			claims = append(claims, claimSpec{spec, "spec.storageClassName"})
 		}
 	case "apps/StatefulSet":
 		vcts, _ := field(o, "spec", "volumeClaimTemplates")
@@ -29,7 +29,7 @@ func mapStorage(c *v1alpha1.Cluster, o object) error {
 		for i, v := range l {
 			if spec, ok := field(asObject(v), "spec"); ok {
 				if m, ok := spec.(map[string]any); ok {
-					claims = append(claims, claimSpec{m, fmt.Sprintf("spec.volumeClaimTemplates[%d].spec", i)})
+					claims = append(claims, claimSpec{m, fmt.Sprintf("spec.volumeClaimTemplates[%d].spec.storageClassName", i)})
 				}
 			}
 		}
@@ -39,7 +39,7 @@ func mapStorage(c *v1alpha1.Cluster, o object) error {
 		for i, v := range vols {
 			s, ok := field(asObject(v), "ephemeral", "volumeClaimTemplate", "spec")
 			if m, isMap := s.(map[string]any); ok && isMap {
-				claims = append(claims, claimSpec{m, fmt.Sprintf("%s.volumes[%d].ephemeral.volumeClaimTemplate.spec", ps.path, i)})
+				claims = append(claims, claimSpec{m, fmt.Sprintf("%s.volumes[%d].ephemeral.volumeClaimTemplate.spec.storageClassName", ps.path, i)})
 			}
 		}
 	}

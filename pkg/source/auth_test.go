@@ -47,7 +47,7 @@ func TestHTTPBasicAuth(t *testing.T) {
 		url  func() string
 		opts func(*Options)
 	}{
-		{"wrong password", u.String, func(o *Options) { o.Username, o.Password = "alice", testSecret + "-wrong" }},
+		{"wrong password", u.String, func(o *Options) { o.Username, o.Password = "alice", testSecret+"-wrong" }},
 		{"token as username in URL", func() string {
 			c := *u
 			c.User = url.User(testSecret + "-wrong")
@@ -69,6 +69,7 @@ func TestHTTPBasicAuth(t *testing.T) {
 			if !errors.Is(err, ErrAuth) {
 				t.Fatalf("error = %v, want ErrAuth", err)
 			}
+			t.Logf("error: %v", err)
 			if msg := err.Error(); !strings.Contains(msg, host) || strings.Contains(msg, testSecret) {
 				t.Errorf("error %q must name %s and not contain the secret", msg, host)
 			}
@@ -88,9 +89,11 @@ func TestHTTPSCABundle(t *testing.T) {
 
 	opts := testOptions(t)
 	opts.Username, opts.Password = "alice", testSecret
-	if _, err := Open(context.Background(), srv.URL+"/fleet", opts); !errors.Is(err, ErrTLS) {
+	_, err := Open(context.Background(), srv.URL+"/fleet", opts)
+	if !errors.Is(err, ErrTLS) {
 		t.Fatalf("without CA bundle: error = %v, want ErrTLS", err)
 	}
+	t.Logf("error: %v", err)
 	opts.CAFile = caFile
 	rev, repo, err := Resolve(context.Background(), srv.URL+"/fleet", "", opts)
 	if err != nil {
@@ -129,9 +132,11 @@ func TestSSH(t *testing.T) {
 	unknownHost := opts
 	unknownHost.CacheDir = t.TempDir()
 	unknownHost.KnownHostsFile = other.knownHosts
-	if _, err := Open(context.Background(), repoURL, unknownHost); !errors.Is(err, ErrHostKey) {
+	_, err = Open(context.Background(), repoURL, unknownHost)
+	if !errors.Is(err, ErrHostKey) {
 		t.Errorf("unknown host key: error = %v, want ErrHostKey", err)
 	}
+	t.Logf("error: %v", err)
 	wrongKey := opts
 	wrongKey.CacheDir = t.TempDir()
 	wrongKey.SSHKeyFile = other.clientKey
@@ -147,7 +152,7 @@ func TestRedactURL(t *testing.T) {
 		"ssh://git:" + testSecret + "@host/r.git":     "ssh://git@host/r.git",
 		"git@host:org/r.git":                          "git@host:org/r.git",
 		"https://host/r.git":                          "https://host/r.git",
-		"https://a:" + testSecret + "@ho st/%zz":       "https://ho st/%zz",
+		"https://a:" + testSecret + "@ho st/%zz":      "https://ho st/%zz",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

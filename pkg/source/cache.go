@@ -196,10 +196,16 @@ func (r *Repo) initCache() (*git.Repository, error) {
 // fetchWithRetries runs fetchOnce, retrying transient errors with
 // exponential backoff.
 func (r *Repo) fetchWithRetries(ctx context.Context, g *git.Repository, stats *FetchStats) error {
+	return r.retry(ctx, stats, func(ctx context.Context) error { return r.fetchOnce(ctx, g, stats) })
+}
+
+// retry runs one network operation, retrying transient errors with
+// exponential backoff.
+func (r *Repo) retry(ctx context.Context, stats *FetchStats, op func(context.Context) error) error {
 	backoff := r.opts.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		stats.Attempts++
-		err := r.fetchOnce(ctx, g, stats)
+		err := op(ctx)
 		if err == nil {
 			return nil
 		}

@@ -59,12 +59,14 @@ func (e *Error) Error() string {
 	b.WriteString(e.Op)
 	b.WriteString(" ")
 	b.WriteString(e.URL)
-	if e.Ref != "" {
+	if e.Ref != "" && !strings.Contains(e.msg, e.Ref) {
 		fmt.Fprintf(&b, " ref %q", e.Ref)
 	}
-	b.WriteString(": ")
-	b.WriteString(string(e.Kind))
-	if e.msg != "" && e.msg != string(e.Kind) {
+	if e.Kind != ErrOther && !strings.Contains(e.msg, string(e.Kind)) {
+		b.WriteString(": ")
+		b.WriteString(string(e.Kind))
+	}
+	if e.msg != "" {
 		b.WriteString(": ")
 		b.WriteString(e.msg)
 	}
@@ -147,6 +149,19 @@ func classify(err error) ErrorKind {
 		return ErrNotFound
 	case errors.Is(err, context.Canceled):
 		return ErrTransient
+	}
+	// go-git wraps some transport errors in types without Unwrap.
+	var ue *plumbing.UnexpectedError
+	if errors.As(err, &ue) && ue.Err != nil {
+		if k := classify(ue.Err); k != ErrOther {
+			return k
+		}
+	}
+	var pe *plumbing.PermanentError
+	if errors.As(err, &pe) && pe.Err != nil {
+		if k := classify(pe.Err); k != ErrOther {
+			return k
+		}
 	}
 	msg := err.Error()
 	switch {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	gssh "github.com/gliderlabs/ssh"
 )
 
 // freeAddr returns a 127.0.0.1 address where nothing listens.
@@ -31,6 +33,7 @@ func TestServerDownIsRetriedThenReported(t *testing.T) {
 	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "after 3 attempts") {
 		t.Errorf("connection refused: error = %v, want ErrTransient after 3 attempts", err)
 	}
+	t.Logf("error: %v", err)
 
 	// A server that accepts and hangs up: count the attempts it sees.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,5 +145,26 @@ func TestTimeoutIsTransientAndRetried(t *testing.T) {
 	}
 	if n := len(started); n != 2 {
 		t.Errorf("server saw %d requests, want 2 (1 + 1 retry)", n)
+	}
+}
+
+func TestContextCancelStopsSSHFetch(t *testing.T) {
+	started := make(chan struct{}, 16)
+	srv := startSSHServer(t, t.TempDir(), func(s gssh.Session) {
+		started <- struct{}{}
+		<-s.Context().Done() // never answers
+	})
+	opts := testOptions(t)
+	opts.SSHKeyFile, opts.KnownHostsFile, opts.Retries = srv.clientKey, srv.knownHosts, 5
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Open(ctx, "ssh://git@"+srv.addr+"/fleet", opts)
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("error = %v, want context.Canceled", err)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -122,7 +124,9 @@ func setHead(g *git.Repository, advertised []*plumbing.Reference) error {
 
 // packSet lists the mirror's packfiles.
 func packSet(g *git.Repository) (map[plumbing.Hash]bool, error) {
-	lister, ok := g.Storer.(interface{ ObjectPacks() ([]plumbing.Hash, error) })
+	lister, ok := g.Storer.(interface {
+		ObjectPacks() ([]plumbing.Hash, error)
+	})
 	if !ok {
 		return nil, nil
 	}
@@ -172,4 +176,60 @@ func idxCount(path string) (int64, error) {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	return idx.Count()
+}
+
+// isExtraRef says whether ref names a ref outside the mirrored branches and
+// tags (refs/pull/1/head, refs/merge-requests/1/head, refs/changes/...):
+// such refs are fetched on demand, every time they are opened.
+func isExtraRef(ref string) bool {
+	return strings.HasPrefix(ref, "refs/") && !strings.HasPrefix(ref, "refs/heads/") && !strings.HasPrefix(ref, "refs/tags/")
+}
+
+// fetchExtraRef fetches one ref outside the mirror refspecs into the same
+// name in the cache.
+func (r *Repo) fetchExtraRef(ctx context.Context, ref string) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	lock, err := acquireLock(ctx, r.dir+".lock", true)
+	if err != nil {
+		return newError("fetch", r.loc, ref, err)
+	}
+	defer lock.release()
+	g, err := git.PlainOpen(r.dir)
+	if err != nil {
+		return newError("fetch", r.loc, ref, err)
+	}
+	rem, err := g.Remote(remoteName)
+	if err != nil {
+		return newError("fetch", r.loc, ref, err)
+	}
+	spec := config.RefSpec("+" + ref + ":" + ref)
+	if err := spec.Validate(); err != nil {
+		return newError("fetch", r.loc, ref, &RefNotFoundError{Ref: ref})
+	}
+	var stats FetchStats
+	err = r.retry(ctx, &stats, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+		defer cancel()
+		err := rem.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: r.auth,
+			CABundle: r.ca, InsecureSkipTLS: r.opts.InsecureSkipTLSVerify, Tags: git.NoTags, Force: true,
+		})
+		if errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return nil
+		}
+		if errors.Is(err, git.NoMatchingRefSpecError{}) {
+			return &RefNotFoundError{Ref: ref}
+		}
+		return err
+	})
+	if err != nil {
+		return newError("fetch", r.loc, ref, err)
+	}
+	fresh, err := git.PlainOpen(r.dir)
+	if err != nil {
+		return newError("fetch", r.loc, ref, err)
+	}
+	r.setStore(fresh)
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"io"
 	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -141,6 +142,7 @@ func newGitHTTPServer(t testing.TB, root, user, pass string, useTLS bool) *gitHT
 		backend.ServeHTTP(w, req)
 	})
 	s.Server = httptest.NewUnstartedServer(h)
+	s.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	s.Listener.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -201,12 +203,17 @@ func newSSHKey(t testing.TB) (ssh.Signer, []byte) {
 }
 
 func newSSHServer(t testing.TB, root string) *sshServer {
+	return startSSHServer(t, root, nil)
+}
+
+// startSSHServer runs handler for every session, or git-upload-pack when nil.
+func startSSHServer(t testing.TB, root string, handler gssh.Handler) *sshServer {
 	t.Helper()
 	hostKey, _ := newSSHKey(t)
 	client, clientPEM := newSSHKey(t)
 	var wg sync.WaitGroup
-	srv := &gssh.Server{
-		Handler: func(s gssh.Session) {
+	if handler == nil {
+		handler = func(s gssh.Session) {
 			args := s.Command()
 			if len(args) != 2 || args[0] != "git-upload-pack" {
 				_, _ = io.WriteString(s.Stderr(), "only git-upload-pack is served\n")
@@ -236,7 +243,10 @@ func newSSHServer(t testing.TB, root string) *sshServer {
 				code = 1
 			}
 			_ = s.Exit(code)
-		},
+		}
+	}
+	srv := &gssh.Server{
+		Handler: handler,
 		PublicKeyHandler: func(_ gssh.Context, key gssh.PublicKey) bool {
 			return gssh.KeysEqual(key, client.PublicKey())
 		},

@@ -190,8 +190,8 @@ func RedactURL(raw string) string {
 		return raw
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		// Unparsable: cut everything between "://" and the last "@" of the authority.
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		// Not a proper URL: cut everything between "://" and the last "@" of the authority.
 		i := strings.Index(raw, "://") + 3
 		rest := raw[i:]
 		end := strings.IndexAny(rest, "/?#")
@@ -219,8 +219,11 @@ func (o Options) auth(r remote) (transport.AuthMethod, error) {
 	switch r.scheme {
 	case "http", "https":
 		user, pass := r.user, r.password
-		if o.Username != "" || o.Password != "" {
-			user, pass = o.Username, o.Password
+		if o.Username != "" {
+			user = o.Username
+		}
+		if o.Password != "" {
+			pass = o.Password
 		}
 		if user == "" && pass == "" {
 			return nil, nil

@@ -106,10 +106,19 @@ func Open(ctx context.Context, repoArg string, opts Options) (*Repo, error) {
 		return nil, &Error{Kind: ErrOther, Op: "open", URL: RedactURL(repoArg), msg: err.Error(), Err: err}
 	}
 	r := &Repo{opts: opts}
-	if st, statErr := os.Stat(repoArg); statErr == nil && st.IsDir() && !strings.Contains(repoArg, "://") {
+	isURL := strings.Contains(repoArg, "://") || scpLike.MatchString(repoArg)
+	st, statErr := os.Stat(repoArg)
+	switch {
+	case statErr == nil && st.IsDir():
 		err = r.openDir(repoArg)
-	} else {
+	case isURL:
 		err = r.openRemote(ctx, repoArg)
+	default:
+		msg := "not a directory or a repository URL"
+		if statErr != nil {
+			msg = "no such directory, and not a repository URL"
+		}
+		return nil, &Error{Kind: ErrNotFound, Op: "open", URL: repoArg, msg: msg}
 	}
 	if err != nil {
 		return nil, err
@@ -193,8 +202,9 @@ func (r *Repo) Close() error {
 
 // Open resolves ref to a revision: a branch, tag, full or short commit SHA,
 // HEAD, origin/<branch>, refs/..., or a git revision expression (main~1).
-// For a URL, empty means the remote's default branch. It reads what is
-// already fetched; call Fetch to update from the remote.
+// For a URL, empty means the remote's default branch. Branches and tags are
+// read from what is already fetched (call Fetch to update from the remote);
+// other refs (refs/pull/1/head) are fetched from the remote each time.
 //
 // For a local directory (git repository or not), empty means the working
 // tree as it is on disk, uncommitted changes included: the revision's Commit
@@ -211,6 +221,11 @@ func (r *Repo) Open(ctx context.Context, ref string) (*Revision, error) {
 	if r.kind == kindPlain {
 		msg := fmt.Sprintf("%s is not a git repository, it has no ref %q", r.loc, ref)
 		return nil, &Error{Kind: ErrNotFound, Op: "open", URL: r.loc, Ref: ref, msg: msg, Err: &RefNotFoundError{Ref: ref}}
+	}
+	if r.kind == kindRemote && isExtraRef(ref) {
+		if err := r.fetchExtraRef(ctx, ref); err != nil {
+			return nil, err
+		}
 	}
 	if r.kind == kindRemote {
 		l, err := acquireLock(ctx, r.dir+".lock", false)

@@ -57,6 +57,7 @@ func TestRefs(t *testing.T) {
 		if !errors.Is(err, ErrNotFound) || !errors.As(err, &nf) || !strings.Contains(err.Error(), ref) {
 			t.Errorf("Open(%q) error = %v, want ref-not-found naming the ref", ref, err)
 		}
+		t.Logf("error: %v", err)
 	}
 }
 
@@ -111,6 +112,9 @@ func TestLocalDirectories(t *testing.T) {
 	}
 	if target, err := fs.ReadLink(prev.FS, "escape.yaml"); err != nil || target != "/etc/passwd" {
 		t.Errorf("plain dir ReadLink = %q, %v", target, err)
+	}
+	if _, _, err := Resolve(ctx, filepath.Join(plain, "missing"), "", Options{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing directory: error = %v, want ErrNotFound", err)
 	}
 	if _, _, err := Resolve(ctx, plain, "main", Options{}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"main"`) {
 		t.Errorf("plain dir with a ref: error = %v", err)
@@ -253,4 +257,78 @@ func TestLockWaitsForOtherUser(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	_ = l.release()
+}
+
+func TestPullRequestRefsAreFetchedOnDemand(t *testing.T) {
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	base := w.commit("base", map[string]string{"a.txt": "base"})
+	w.git("checkout", "-q", "-b", "pr")
+	pr1 := w.commit("pr", map[string]string{"a.txt": "pr1"})
+	w.git("update-ref", "refs/pull/1/head", pr1)
+	w.git("checkout", "-q", "main")
+	w.git("branch", "-D", "pr")
+	srv := newGitHTTPServer(t, root, "", "", false)
+	repo := mustOpen(t, srv.URL+"/fleet", testOptions(t))
+
+	if rev := mustRev(t, repo, "refs/pull/1/head"); rev.Commit != pr1 || readString(t, rev, "a.txt") != "pr1" {
+		t.Errorf("refs/pull/1/head = %s, want %s", rev.Commit, pr1)
+	}
+	w.git("checkout", "-q", "--detach", pr1)
+	pr2 := w.commit("pr update", map[string]string{"a.txt": "pr2"})
+	w.git("update-ref", "refs/pull/1/head", pr2)
+	w.git("checkout", "-q", "main")
+	if rev := mustRev(t, repo, "refs/pull/1/head"); rev.Commit != pr2 {
+		t.Errorf("updated refs/pull/1/head = %s, want %s", rev.Commit, pr2)
+	}
+	if rev := mustRev(t, repo, "main"); rev.Commit != base {
+		t.Errorf("main = %s, want %s", rev.Commit, base)
+	}
+	_, err := repo.Open(context.Background(), "refs/pull/2/head")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "refs/pull/2/head") {
+		t.Errorf("missing PR ref: error = %v, want not found naming it", err)
+	}
+}
+
+func TestConcurrentReadsDuringFetch(t *testing.T) {
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	w.commit("c1", map[string]string{"a/x.yaml": "x", "a/y.yaml": "y", "b.yaml": "b"})
+	srv := newGitHTTPServer(t, root, "", "", false)
+	repo := mustOpen(t, srv.URL+"/fleet", testOptions(t))
+	rev := mustRev(t, repo, "main")
+	next := w.commit("c2", map[string]string{"b.yaml": "b2"})
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if err := fs.WalkDir(rev.FS, ".", func(p string, d fs.DirEntry, err error) error {
+					if err != nil || d.IsDir() {
+						return err
+					}
+					_, err = fs.ReadFile(rev.FS, p)
+					return err
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		got, err := repo.Fetch(context.Background())
+		if err == nil && got.Commit != next {
+			err = errors.New("fetch got " + got.Commit)
+		}
+		if err != nil {
+			errs <- err
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

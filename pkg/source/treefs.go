@@ -152,8 +152,8 @@ func symlinkTarget(dir, target string) (string, bool) {
 		return "", false
 	}
 	p := path.Clean(path.Join(dir, target))
-	if p == ".." || strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/") {
-		return "", false
+	if !fs.ValidPath(p) {
+		return "", false // leaves the tree, or is not UTF-8
 	}
 	return p, true
 }

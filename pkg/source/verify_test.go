@@ -119,6 +119,7 @@ func TestSignatureVerification(t *testing.T) {
 		if !errors.Is(err, ErrSignature) || !errors.As(err, &se) || !strings.Contains(err.Error(), reason) {
 			t.Errorf("head mode, ref %q: error = %v, want a signature error saying %q", ref, err, reason)
 		}
+		t.Logf("error: %v", err)
 	}
 	// Fetch under head mode refuses the unsigned head; the revision already
 	// in hand stays readable.

@@ -22,7 +22,7 @@ type Registries struct {
 
 // SeedImage is one image pushed into the source registry.
 type SeedImage struct {
-	Repository string   // path in the registry, e.g. fleet/mes-system
+	Repository string // path in the registry, e.g. fleet/mes-system
 	Tag        string
 	Platforms  []string // os/arch; more than one makes an image index
 }

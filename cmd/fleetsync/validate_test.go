@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runValidateCmd runs `fleetsync validate ARGS` and returns stdout and the exit status.
+func runValidateCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := newValidateCmd()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	var ee *exitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			t.Logf("error: %v", ee.err)
+		}
+		return out.String(), ee.code
+	default:
+		t.Fatalf("validate %v: %v", args, err)
+		return "", -1
+	}
+}
+
+func TestValidateExampleFleet(t *testing.T) {
+	out, code := runValidateCmd(t, "--repo", filepath.Join("..", "..", "examples", "fleet-repo"))
+	if code != 0 {
+		t.Fatalf("exit status %d, output:\n%s", code, out)
+	}
+	if !strings.HasPrefix(out, "valid: 3 clusters, ") || !strings.Contains(out, "pairs rendered") {
+		t.Errorf("output = %q", out)
+	}
+}
+
+// TestValidateInvalidCases checks that every invalid testdata repo exits 1 and
+// lists exactly the problems of its want.txt.
+func TestValidateInvalidCases(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("..", "..", "pkg", "fleet", "testdata", "invalid", "*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no invalid cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join(dir, "want.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, code := runValidateCmd(t, "--repo", dir)
+			if code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			if out != string(want) {
+				t.Errorf("output:\n%s\nwant:\n%s", out, want)
+			}
+		})
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	out, code := runValidateCmd(t, "--repo", filepath.Join("..", "..", "pkg", "fleet", "testdata", "invalid", "dependson-cycle"), "-o", "json")
+	if code != 1 {
+		t.Fatalf("exit status %d", code)
+	}
+	var got struct {
+		Valid    bool `json:"valid"`
+		Problems []struct {
+			File    string `json:"file"`
+			Line    int    `json:"line"`
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if got.Valid || len(got.Problems) != 1 || got.Problems[0].File != "apps/api/app.yaml" || got.Problems[0].Line != 11 ||
+		got.Problems[0].Field != "spec.dependsOn[0]" || got.Problems[0].Message != "dependsOn cycle: api -> web -> db -> api" {
+		t.Errorf("report = %+v", got)
+	}
+
+	out, code = runValidateCmd(t, "--repo", filepath.Join("..", "..", "pkg", "fleet", "testdata", "valid"), "--render=false", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit status %d: %s", code, out)
+	}
+	if !strings.Contains(out, `"valid": true`) || !strings.Contains(out, `"problems": []`) || !strings.Contains(out, `"pairs": -1`) {
+		t.Errorf("valid report = %s", out)
+	}
+}
+
+// TestValidateRenderFailure checks that a repo that loads but does not render
+// is invalid, with the failure reported at the app's source.
+func TestValidateRenderFailure(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"clusters/north.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: north\n  labels: {env: prod}\n",
+		"apps/web/app.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata:\n  name: web\nspec:\n  namespace: web\n" +
+			"  source:\n    kustomize: {path: base}\n  targets:\n    clusterSelector: {}\n",
+		"apps/web/base/kustomization.yaml": "resources: [missing.yaml]\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runValidateCmd(t, "--repo", dir)
+	if code != 1 {
+		t.Fatalf("exit status %d, output:\n%s", code, out)
+	}
+	if !strings.HasPrefix(out, "apps/web/app.yaml:7: spec.source: render failed: north/web: ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("output = %q", out)
+	}
+	if _, code := runValidateCmd(t, "--repo", dir, "--render=false"); code != 0 {
+		t.Errorf("--render=false: exit status %d, want 0", code)
+	}
+}

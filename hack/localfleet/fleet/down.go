@@ -1,0 +1,219 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// liveProcesses returns the processes of DIR's pid files that still run.
+func liveProcesses(dir string) ([]pidEntry, error) {
+	entries, err := readPIDFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localfleet: %s: %w", dir, err)
+	}
+	var live []pidEntry
+	for _, e := range entries {
+		if alive(e.PID, e.Bin) {
+			live = append(live, e)
+		}
+	}
+	return live, nil
+}
+
+// Stop stops the processes of a fleet started by this process, then cleans
+// its directory like Down.
+func (f *Fleet) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(f.Processes) - 1; i >= 0; i-- {
+		p := f.Processes[i]
+		if err := stopPID(ctx, p.PID, p.Bin, p.done, 10*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
+		}
+	}
+	errs = append(errs, Down(ctx, f.Dir, nil))
+	return errors.Join(errs...)
+}
+
+// Down stops every process recorded in DIR's pid files (and any process of
+// the cached binaries still running in DIR), and removes the run state:
+// pid files, kubeconfigs, registries.json, env.sh, fleet.json, etcd and
+// registry data. Logs stay. A missing or empty DIR is a no-op.
+func Down(ctx context.Context, dir string, progress io.Writer) error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("localfleet: dir: %w", err)
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	entries, err := readPIDFiles(dir)
+	if err != nil {
+		return fmt.Errorf("localfleet: %s: %w", dir, err)
+	}
+	for _, s := range strays(dir, entries) {
+		entries = append(entries, s)
+	}
+	var errs []error
+	// SIGTERM everything first, then wait: faster than one by one.
+	stopped := make(chan error, len(entries))
+	for _, e := range entries {
+		go func() {
+			if !alive(e.PID, e.Bin) {
+				stopped <- nil
+				return
+			}
+			err := stopPID(ctx, e.PID, e.Bin, nil, 10*time.Second)
+			if err == nil {
+				fmt.Fprintf(progress, "stopped %s (pid %d)\n", e.Name, e.PID)
+			}
+			stopped <- err
+		}()
+	}
+	for range entries {
+		if err := <-stopped; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("localfleet: down %s: %w", dir, errors.Join(errs...))
+	}
+	remove := []string{"pids", "fleet.json", "registries.json", "env.sh", "etcd", "registry"}
+	if names, err := filepath.Glob(filepath.Join(dir, "*.kubeconfig")); err == nil {
+		for _, n := range names {
+			remove = append(remove, filepath.Base(n))
+			remove = append(remove, strings.TrimSuffix(filepath.Base(n), ".kubeconfig"))
+		}
+	}
+	for _, r := range remove {
+		if err := os.RemoveAll(filepath.Join(dir, r)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("localfleet: down %s: %w", dir, err)
+	}
+	return nil
+}
+
+// strays finds processes running a cached localfleet binary with DIR as
+// working directory that no pid file names (a crash between start and pid file).
+func strays(dir string, known []pidEntry) []pidEntry {
+	root, err := CacheRoot()
+	if err != nil {
+		return nil
+	}
+	seen := map[int]bool{}
+	for _, e := range known {
+		seen[e.PID] = true
+	}
+	procs, _ := os.ReadDir("/proc")
+	var out []pidEntry
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || seen[pid] {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", p.Name(), "cwd"))
+		if err != nil || cwd != dir {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", p.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, root+string(filepath.Separator)) {
+			continue
+		}
+		out = append(out, pidEntry{Name: filepath.Base(exe), PID: pid, Bin: strings.TrimSuffix(exe, " (deleted)")})
+	}
+	return out
+}
+
+// Load reads the fleet recorded in DIR/fleet.json.
+func Load(dir string) (*Fleet, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("localfleet: dir: %w", err)
+	}
+	data, err := os.ReadFile(stateFile(dir))
+	if err != nil {
+		return nil, fmt.Errorf("localfleet: no fleet in %s: %w", dir, err)
+	}
+	f := &Fleet{}
+	if err := json.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("localfleet: %s: %w", stateFile(dir), err)
+	}
+	return f, nil
+}
+
+// Live reports which processes of f run, and an error naming the first that
+// does not.
+func (f *Fleet) Live() error {
+	for _, p := range f.Processes {
+		if !alive(p.PID, p.Bin) {
+			return fmt.Errorf("localfleet: %s (pid %d) is not running; log %s", p.Name, p.PID, p.Log)
+		}
+	}
+	if len(f.Processes) == 0 {
+		return fmt.Errorf("localfleet: no process recorded in %s", f.Dir)
+	}
+	return nil
+}
+
+// PrintTable prints what runs where: component, cluster, address, time to
+// ready, resident memory, and the memory per cluster.
+func (f *Fleet) PrintTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tCLUSTER\tADDRESS\tPID\tSTATE\tSTART\tRSS")
+	perCluster := map[string]int64{}
+	var total int64
+	for _, p := range f.Processes {
+		state, rss := "running", rssBytes(p.PID)
+		if !alive(p.PID, p.Bin) {
+			state, rss = "DEAD", 0
+		}
+		cluster := p.Cluster
+		if cluster == "" {
+			cluster = "(shared)"
+		}
+		perCluster[cluster] += rss
+		total += rss
+		address := p.Address
+		if address == "" {
+			address = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Component, cluster, address, p.PID, state,
+			p.StartTime.Round(10*time.Millisecond), mib(rss))
+	}
+	fmt.Fprintln(tw, "\t\t\t\t\t\t")
+	for _, c := range f.Clusters {
+		fmt.Fprintf(tw, "total\t%s\t%s\t\t\t\t%s\n", c.Name, c.Server, mib(perCluster[c.Name]))
+	}
+	fmt.Fprintf(tw, "total\t(shared)\tetcd + source registry\t\t\t\t%s\n", mib(perCluster["(shared)"]))
+	fmt.Fprintf(tw, "total\tall\tstarted in %s\t\t\t\t%s\n", f.StartTime.Round(10*time.Millisecond), mib(total))
+	return tw.Flush()
+}
+
+// RSS returns the resident memory of the processes of one cluster ("" for the
+// shared ones).
+func (f *Fleet) RSS(cluster string) int64 {
+	var n int64
+	for _, p := range f.Processes {
+		if p.Cluster == cluster {
+			n += rssBytes(p.PID)
+		}
+	}
+	return n
+}
+
+func mib(b int64) string { return fmt.Sprintf("%d MiB", b/(1<<20)) }

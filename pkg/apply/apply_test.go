@@ -1,0 +1,215 @@
+package apply_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/fleetsync/fleetsync/pkg/apply"
+)
+
+var (
+	cmGVR     = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	deployGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+)
+
+const webApp = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: %[1]s}
+data: {color: blue}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:v1
+        ports: [{containerPort: 8080}]
+        resources: {requests: {cpu: 100m, memory: 64Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: %[1]s}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`
+
+func TestApplyCreateUpdateNoop(t *testing.T) {
+	e := newEnv(t)
+	desired := objs(t, e.ns, webApp)
+	req := apply.ApplyRequest{App: "web", Revision: "r1", Objects: desired}
+
+	cs := mustApply(t, e, req)
+	for _, k := range []string{"ConfigMap/web-config", "Deployment/web", "Service/web"} {
+		kind, name, _ := strings.Cut(k, "/")
+		wantAction(t, cs, kind, e.ns, name, apply.Created)
+	}
+	inv, err := e.m.Inventory(ctxT(t), "web")
+	if err != nil || inv == nil {
+		t.Fatalf("inventory: %v %v", inv, err)
+	}
+	if len(inv.Objects) != 3 || inv.Revision != "r1" || !strings.HasPrefix(inv.Digest, "sha256:") {
+		t.Fatalf("inventory = %+v", inv)
+	}
+	live, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "web-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.GetLabels()["fleetsync.dev/app"] != "web" {
+		t.Fatalf("labels = %v", live.GetLabels())
+	}
+
+	// No-op: the same objects again make no write request, not even a dry run.
+	e.cnt.reset()
+	cs = mustApply(t, e, req)
+	if n := cs.Count(apply.Unchanged); n != 3 {
+		t.Fatalf("unchanged = %d, want 3: %+v", n, cs.Changes)
+	}
+	if w, d := e.cnt.writes.Load(), e.cnt.dryRuns.Load(); w != 0 || d != 0 {
+		t.Fatalf("no-op apply made %d writes and %d dry runs:\n%s", w, d, e.cnt.writeLog())
+	}
+
+	// Update one object: only it is written.
+	desired = objs(t, e.ns, strings.Replace(webApp, "color: blue", "color: green", 1))
+	e.cnt.reset()
+	cs = mustApply(t, e, apply.ApplyRequest{App: "web", Revision: "r1", Objects: desired})
+	wantAction(t, cs, "ConfigMap", e.ns, "web-config", apply.Configured)
+	wantAction(t, cs, "Deployment", e.ns, "web", apply.Unchanged)
+	wantAction(t, cs, "Service", e.ns, "web", apply.Unchanged)
+	live, err = e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "web-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructuredString(live.Object, "data", "color"); got != "green" {
+		t.Fatalf("color = %q", got)
+	}
+	// One apply of the ConfigMap, one inventory write (the digest changed).
+	if w := e.cnt.writes.Load(); w != 2 {
+		t.Fatalf("update made %d writes, want 2:\n%s", w, e.cnt.writeLog())
+	}
+}
+
+func TestApplyNoopWithServerDefaults(t *testing.T) {
+	// A Deployment written with a value the server canonicalises (cpu: 1000m becomes
+	// "1") cannot be proven unchanged from managedFields; the dry-run comparison
+	// still finds it unchanged and nothing is written.
+	e := newEnv(t)
+	stream := strings.Replace(webApp, "cpu: 100m", "cpu: 1000m", 1)
+	req := apply.ApplyRequest{App: "web", Objects: objs(t, e.ns, stream)}
+	mustApply(t, e, req)
+	e.cnt.reset()
+	cs := mustApply(t, e, req)
+	if n := cs.Count(apply.Unchanged); n != 3 {
+		t.Fatalf("unchanged = %d: %+v", n, cs.Changes)
+	}
+	if w := e.cnt.writes.Load(); w != 0 {
+		t.Fatalf("%d writes:\n%s", w, e.cnt.writeLog())
+	}
+}
+
+func TestApplyDryRunWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.cnt.reset()
+	cs := mustApply(t, e, apply.ApplyRequest{App: "web", Objects: objs(t, e.ns, webApp), DryRun: true})
+	c := wantAction(t, cs, "Deployment", e.ns, "web", apply.Created)
+	if !c.DryRun {
+		t.Fatal("change not marked dry run")
+	}
+	if w := e.cnt.writes.Load(); w != 0 {
+		t.Fatalf("dry run wrote:\n%s", e.cnt.writeLog())
+	}
+	if inv, err := e.m.Inventory(ctxT(t), "web"); err != nil || inv != nil {
+		t.Fatalf("dry run left an inventory: %v %v", inv, err)
+	}
+}
+
+func TestApplyOneInvalidObject(t *testing.T) {
+	e := newEnv(t)
+	stream := webApp + `---
+apiVersion: v1
+kind: Service
+metadata: {name: broken, namespace: %[1]s}
+spec:
+  ports: [{port: 70000}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: after-broken, namespace: %[1]s}
+data: {a: b}
+`
+	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "mixed", Objects: objs(t, e.ns, stream)})
+	if err == nil {
+		t.Fatal("no error for an invalid object")
+	}
+	c := wantAction(t, cs, "Service", e.ns, "broken", apply.Failed)
+	for _, want := range []string{"north/mixed", "Service/" + e.ns + "/broken", "70000"} {
+		if !strings.Contains(c.Err.Error(), want) || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", c.Err, want)
+		}
+	}
+	var oe *apply.ObjectError
+	if !errors.As(err, &oe) || oe.Cluster != "north" || oe.App != "mixed" {
+		t.Errorf("error is not an ObjectError naming cluster and app: %#v", err)
+	}
+	wantAction(t, cs, "ConfigMap", e.ns, "after-broken", apply.Created)
+	wantAction(t, cs, "Deployment", e.ns, "web", apply.Created)
+	wantAction(t, cs, "Service", e.ns, "web", apply.Created)
+}
+
+func TestApplySSAPolicies(t *testing.T) {
+	e := newEnv(t)
+	stream := `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: seed
+  namespace: %[1]s
+  annotations: {fleetsync.dev/ssa: IfNotPresent}
+data: {v: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ignored
+  namespace: %[1]s
+  annotations: {fleetsync.dev/ssa: Ignore}
+data: {v: "1"}
+`
+	cs := mustApply(t, e, apply.ApplyRequest{App: "pol", Objects: objs(t, e.ns, stream)})
+	wantAction(t, cs, "ConfigMap", e.ns, "seed", apply.Created)
+	wantAction(t, cs, "ConfigMap", e.ns, "ignored", apply.Skipped)
+	if _, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "ignored", metav1.GetOptions{}); err == nil {
+		t.Fatal("Ignore object was created")
+	}
+	cs = mustApply(t, e, apply.ApplyRequest{App: "pol", Objects: objs(t, e.ns, strings.Replace(stream, `v: "1"`, `v: "2"`, 1))})
+	wantAction(t, cs, "ConfigMap", e.ns, "seed", apply.Skipped)
+	live, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "seed", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := unstructuredString(live.Object, "data", "v"); v != "1" {
+		t.Fatalf("IfNotPresent object was updated: v=%q", v)
+	}
+}
+
+func unstructuredString(obj map[string]any, fields ...string) (string, bool, error) {
+	cur := any(obj)
+	for _, f := range fields {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false, nil
+		}
+		cur = m[f]
+	}
+	s, ok := cur.(string)
+	return s, ok, nil
+}

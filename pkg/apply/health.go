@@ -1,0 +1,113 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+)
+
+// ObjectStatus is one object's health (kstatus).
+type ObjectStatus struct {
+	Object ObjectRef `json:"object"`
+	// Status is a kstatus status: Current (healthy), InProgress, Failed,
+	// Terminating, NotFound or Unknown.
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// Healthy reports whether every status is Current.
+func Healthy(sts []ObjectStatus) bool {
+	for _, s := range sts {
+		if s.Status != string(status.CurrentStatus) {
+			return false
+		}
+	}
+	return true
+}
+
+// Health reads the objects from the cluster once and computes their kstatus.
+func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.Unstructured) ([]ObjectStatus, error) {
+	var ts []*target
+	var out []ObjectStatus
+	for _, o := range objs {
+		t := &target{obj: o, ref: RefOf(o)}
+		mapping, err := m.cluster.Mapping(o.GroupVersionKind())
+		if err != nil {
+			out = append(out, ObjectStatus{Object: t.ref, Status: string(status.UnknownStatus), Message: err.Error()})
+			continue
+		}
+		t.mapping = mapping
+		ts = append(ts, t)
+	}
+	if err := m.fetchLive(ctx, app, ts); err != nil {
+		return nil, fmt.Errorf("%s/%s: health: %w", m.cluster.Name, app, err)
+	}
+	for _, t := range ts {
+		if t.live == nil {
+			out = append(out, ObjectStatus{Object: t.ref, Status: string(status.NotFoundStatus), Message: "not found"})
+			continue
+		}
+		res, err := status.Compute(t.live)
+		if err != nil {
+			out = append(out, ObjectStatus{Object: t.ref, Status: string(status.UnknownStatus), Message: err.Error()})
+			continue
+		}
+		out = append(out, ObjectStatus{Object: t.ref, Status: string(res.Status), Message: res.Message})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Object.String() < out[j].Object.String() })
+	return out, nil
+}
+
+// WaitHealthy polls the objects' health until every one is Current, or until the
+// timeout (then the error names every object that is not, with kstatus's message).
+// A Failed object ends the wait early.
+func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructured.Unstructured, timeout time.Duration) ([]ObjectStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		sts, err := m.Health(ctx, app, objs)
+		if err == nil && Healthy(sts) {
+			return sts, nil
+		}
+		failed := false
+		for _, s := range sts {
+			if s.Status == string(status.FailedStatus) {
+				failed = true
+			}
+		}
+		if failed || ctx.Err() != nil {
+			if err != nil {
+				return sts, err
+			}
+			return sts, m.unhealthy(app, sts, timeout, failed)
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return sts, err
+			}
+			return sts, m.unhealthy(app, sts, timeout, false)
+		case <-time.After(m.opts.PollInterval):
+		}
+	}
+}
+
+func (m *Manager) unhealthy(app string, sts []ObjectStatus, timeout time.Duration, failed bool) error {
+	var parts []string
+	for _, s := range sts {
+		if s.Status != string(status.CurrentStatus) {
+			parts = append(parts, fmt.Sprintf("%s: %s: %s", s.Object, s.Status, s.Message))
+		}
+	}
+	what := fmt.Sprintf("not healthy after %s", timeout)
+	if failed {
+		what = "failed"
+	}
+	return fmt.Errorf("%s/%s: %s: %w", m.cluster.Name, app, what, errors.New(strings.Join(parts, "; ")))
+}

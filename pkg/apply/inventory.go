@@ -1,0 +1,240 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Inventory is what fleetsync applied for one app on one cluster. It is stored in
+// the cluster, in ConfigMap fleetsync-system/fleetsync-inv-<app>.
+type Inventory struct {
+	App string `json:"app"`
+	// Revision is the revision of the last apply.
+	Revision string `json:"revision"`
+	// Digest is the digest of the last applied desired set (see Digest).
+	Digest string `json:"digest"`
+	// Objects are the objects fleetsync manages for the app, in apply order.
+	Objects []ObjectRef `json:"objects"`
+	// History holds the last healthy revisions, newest first.
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// HistoryEntry is one healthy revision.
+type HistoryEntry struct {
+	Revision string    `json:"revision"`
+	Digest   string    `json:"digest"`
+	Time     time.Time `json:"time"`
+}
+
+// LastHealthy returns the newest healthy revision other than skip, if any (the
+// revision to roll back to).
+func (inv *Inventory) LastHealthy(skip string) (HistoryEntry, bool) {
+	if inv == nil {
+		return HistoryEntry{}, false
+	}
+	for _, h := range inv.History {
+		if h.Revision != skip {
+			return h, true
+		}
+	}
+	return HistoryEntry{}, false
+}
+
+// InventoryName is the ConfigMap name of an app's inventory.
+func InventoryName(app string) string { return InventoryPrefix + app }
+
+// Digest is the sha256 of a desired set (canonical JSON of each object, in order).
+func Digest(objs []*unstructured.Unstructured) string {
+	h := sha256.New()
+	for _, o := range objs {
+		b, err := json.Marshal(o.Object) // map keys are sorted: deterministic
+		if err != nil {
+			fmt.Fprintf(h, "unencodable %s\n", RefOf(o))
+			continue
+		}
+		h.Write(b)
+		h.Write([]byte{'\n'})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// Inventory reads an app's inventory; it returns nil, nil when there is none.
+func (m *Manager) Inventory(ctx context.Context, app string) (*Inventory, error) {
+	cm, err := m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace).Get(ctx, InventoryName(app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: read inventory ConfigMap/%s/%s: %w", m.cluster.Name, app, m.opts.InventoryNamespace, InventoryName(app), err)
+	}
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	inv, err := decodeInventory(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: inventory ConfigMap/%s/%s: %w", m.cluster.Name, app, m.opts.InventoryNamespace, InventoryName(app), err)
+	}
+	return inv, nil
+}
+
+func decodeInventory(data map[string]string) (*Inventory, error) {
+	inv := &Inventory{App: data["app"], Revision: data["revision"], Digest: data["digest"]}
+	if s := data["objects"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &inv.Objects); err != nil {
+			return nil, fmt.Errorf("key objects: %w", err)
+		}
+	}
+	if s := data["history"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &inv.History); err != nil {
+			return nil, fmt.Errorf("key history: %w", err)
+		}
+	}
+	return inv, nil
+}
+
+func encodeInventory(inv *Inventory) (map[string]string, error) {
+	var objs bytes.Buffer
+	objs.WriteString("[\n")
+	for i, r := range inv.Objects {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		objs.Write(b)
+		if i < len(inv.Objects)-1 {
+			objs.WriteString(",")
+		}
+		objs.WriteString("\n")
+	}
+	objs.WriteString("]\n")
+	data := map[string]string{
+		"app":      inv.App,
+		"revision": inv.Revision,
+		"digest":   inv.Digest,
+		"objects":  objs.String(),
+	}
+	if len(inv.History) > 0 {
+		b, err := json.MarshalIndent(inv.History, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data["history"] = string(b) + "\n"
+	}
+	return data, nil
+}
+
+// writeInventory stores inv unless it equals old; it creates the inventory
+// namespace when missing.
+func (m *Manager) writeInventory(ctx context.Context, old, inv *Inventory) error {
+	if old != nil {
+		a, errA := encodeInventory(old)
+		b, errB := encodeInventory(inv)
+		if errA == nil && errB == nil && reflect.DeepEqual(a, b) {
+			return nil
+		}
+	}
+	data, err := encodeInventory(inv)
+	if err != nil {
+		return fmt.Errorf("%s/%s: encode inventory: %w", m.cluster.Name, inv.App, err)
+	}
+	dataAny := map[string]any{}
+	for k, v := range data {
+		dataAny[k] = v
+	}
+	cm := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata": map[string]any{
+			"name":      InventoryName(inv.App),
+			"namespace": m.opts.InventoryNamespace,
+			"labels":    map[string]any{"app.kubernetes.io/managed-by": "fleetsync", "fleetsync.dev/inventory": inv.App},
+		},
+		"data": dataAny,
+	}}
+	ri := m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace)
+	opts := metav1.ApplyOptions{FieldManager: m.opts.FieldManager, Force: true}
+	_, err = ri.Apply(ctx, cm.GetName(), cm, opts)
+	if apierrors.IsNotFound(err) {
+		if err := m.ensureNamespace(ctx, m.opts.InventoryNamespace); err != nil {
+			return fmt.Errorf("%s/%s: inventory: %w", m.cluster.Name, inv.App, err)
+		}
+		_, err = ri.Apply(ctx, cm.GetName(), cm, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("%s/%s: write inventory ConfigMap/%s/%s: %w", m.cluster.Name, inv.App, m.opts.InventoryNamespace, cm.GetName(), err)
+	}
+	return nil
+}
+
+// RecordHealthy adds a revision to the front of the app's healthy history (at most
+// HistoryLimit entries; an entry for the same revision and digest moves to the front).
+func (m *Manager) RecordHealthy(ctx context.Context, app, revision, digest string) error {
+	inv, err := m.Inventory(ctx, app)
+	if err != nil {
+		return err
+	}
+	if inv == nil {
+		return fmt.Errorf("%s/%s: record healthy revision: no inventory", m.cluster.Name, app)
+	}
+	if len(inv.History) > 0 && inv.History[0].Revision == revision && inv.History[0].Digest == digest {
+		return nil // already the newest: no write
+	}
+	hist := []HistoryEntry{{Revision: revision, Digest: digest, Time: time.Now().UTC().Truncate(time.Second)}}
+	for _, h := range inv.History {
+		if h.Revision == revision && h.Digest == digest {
+			continue
+		}
+		hist = append(hist, h)
+	}
+	if len(hist) > m.opts.HistoryLimit {
+		hist = hist[:m.opts.HistoryLimit]
+	}
+	next := *inv
+	next.History = hist
+	return m.writeInventory(ctx, inv, &next)
+}
+
+// mergeRefs returns desired followed by the kept refs that are not desired, in
+// stage order (stable).
+func mergeRefs(desired, keep []ObjectRef) []ObjectRef {
+	seen := map[string]bool{}
+	var out []ObjectRef
+	for _, list := range [][]ObjectRef{desired, keep} {
+		for _, r := range list {
+			if seen[r.key()] {
+				continue
+			}
+			seen[r.key()] = true
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return refStage(out[i]) < refStage(out[j]) })
+	return out
+}
+
+// refStage approximates an object's stage from its reference alone.
+func refStage(r ObjectRef) int {
+	gk := r.GVK().GroupKind()
+	switch {
+	case isCRD(gk):
+		return stageCRD
+	case isNamespace(gk):
+		return stageNamespace
+	case r.Namespace == "":
+		return stageClusterScoped
+	default:
+		return stageNamespaced
+	}
+}

@@ -1,0 +1,167 @@
+package apply_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/apply"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/render"
+)
+
+func TestOrderApps(t *testing.T) {
+	reqs := []apply.AppRequest{
+		{ApplyRequest: apply.ApplyRequest{App: "c"}, DependsOn: []string{"b"}},
+		{ApplyRequest: apply.ApplyRequest{App: "a"}, DependsOn: []string{"b", "elsewhere"}},
+		{ApplyRequest: apply.ApplyRequest{App: "b"}},
+		{ApplyRequest: apply.ApplyRequest{App: "d"}},
+	}
+	got, err := apply.OrderApps(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range got {
+		names = append(names, r.App)
+	}
+	if strings.Join(names, ",") != "b,a,c,d" {
+		t.Fatalf("order %v", names)
+	}
+	_, err = apply.OrderApps([]apply.AppRequest{
+		{ApplyRequest: apply.ApplyRequest{App: "x"}, DependsOn: []string{"y"}},
+		{ApplyRequest: apply.ApplyRequest{App: "y"}, DependsOn: []string{"x"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Fatalf("cycle not reported: %v", err)
+	}
+}
+
+func TestApplyAppsDependsOn(t *testing.T) {
+	e := newEnv(t)
+	backend := strings.ReplaceAll(deployment, "SELECTOR", "api")
+	frontend := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: frontend, namespace: %[1]s}
+data: {backend: api}
+`
+	var order []string
+	progress := func(c apply.Change) { order = append(order, c.App) }
+	reqs := []apply.AppRequest{
+		{ApplyRequest: apply.ApplyRequest{App: "frontend", Objects: objs(t, e.ns, frontend), Progress: progress, Timeout: 2 * time.Minute}, DependsOn: []string{"backend"}},
+		{ApplyRequest: apply.ApplyRequest{App: "backend", Objects: objs(t, e.ns, backend), Progress: progress, Timeout: 2 * time.Minute}},
+	}
+	out := e.m.ApplyApps(ctxT(t), reqs, nil)
+	if len(out) != 2 || out[0].App != "backend" || out[1].App != "frontend" {
+		t.Fatalf("outcomes %+v", out)
+	}
+	for _, o := range out {
+		if o.Err != nil || !o.Healthy {
+			t.Fatalf("%s: healthy=%v err=%v", o.App, o.Healthy, o.Err)
+		}
+	}
+	if strings.Join(order, ",") != "backend,frontend" {
+		t.Fatalf("changes in order %v, want backend's before frontend's", order)
+	}
+
+	// A dependency that is not healthy stops its dependents.
+	broken := strings.Replace(backend, "replicas: 2", "replicas: -1", 1)
+	reqs[1].Objects = objs(t, e.ns, broken)
+	reqs[0].Objects = objs(t, e.ns, strings.Replace(frontend, "backend: api", "backend: api-v2", 1))
+	out = e.m.ApplyApps(ctxT(t), reqs, nil)
+	if out[0].Err == nil || out[1].ChangeSet != nil || out[1].Err == nil {
+		t.Fatalf("outcomes %+v", out)
+	}
+	if !strings.Contains(out[1].Err.Error(), "dependency backend is not healthy") {
+		t.Fatalf("frontend error: %v", out[1].Err)
+	}
+	// A dependency outside the request is judged by its inventory on the cluster.
+	out = e.m.ApplyApps(ctxT(t), reqs[:1], nil)
+	if out[0].Err != nil || !out[0].Healthy {
+		t.Fatalf("frontend with backend deployed earlier: %+v", out[0])
+	}
+	out = e.m.ApplyApps(ctxT(t), []apply.AppRequest{{ApplyRequest: apply.ApplyRequest{App: "x", Objects: objs(t, e.ns, frontend)}, DependsOn: []string{"nowhere"}}}, nil)
+	if out[0].Err == nil || out[0].ChangeSet != nil {
+		t.Fatalf("dependency that is not deployed: %+v", out[0])
+	}
+}
+
+func TestApplyFleetSkipsFailedRender(t *testing.T) {
+	// A pair whose render failed is neither applied nor pruned, its dependents
+	// wait, and other pairs go on.
+	e := newEnv(t)
+	repo := &fleet.Repo{
+		Clusters: []*v1alpha1.Cluster{{Metadata: v1alpha1.ObjectMeta{Name: "north"}}},
+		Apps: []*v1alpha1.App{
+			{Metadata: v1alpha1.ObjectMeta{Name: "good"}, Spec: v1alpha1.AppSpec{Namespace: e.ns, Prune: true}},
+			{Metadata: v1alpha1.ObjectMeta{Name: "bad"}, Spec: v1alpha1.AppSpec{Namespace: e.ns, Prune: true}},
+			{Metadata: v1alpha1.ObjectMeta{Name: "needs-bad"}, Spec: v1alpha1.AppSpec{Namespace: e.ns, DependsOn: []string{"bad"}}},
+		},
+	}
+	// "bad" was applied before, with 2 objects.
+	mustApply(t, e, apply.ApplyRequest{App: "bad", Objects: configMaps(t, e.ns, 2), Prune: true})
+	rendered := &render.Result{Revision: "r2", Clusters: []render.ClusterResult{{Cluster: "north", Apps: []render.AppResult{
+		{App: "bad", Err: errors.New("kustomize build: boom")},
+		{App: "good", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good, namespace: %[1]s}\n")},
+		{App: "needs-bad", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: needs-bad, namespace: %[1]s}\n")},
+	}}}}
+	connect := func(context.Context, string) (*apply.Manager, error) { return e.m, nil }
+	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{AllowMassPrune: true, Timeout: time.Minute})
+	if res.OK() {
+		t.Fatal("OK with a failed render")
+	}
+	got := map[string]apply.PairOutcome{}
+	for _, p := range res.Pairs {
+		got[p.App] = p
+	}
+	if p := got["bad"]; p.Err == nil || p.ChangeSet != nil || !strings.Contains(p.Err.Error(), "boom") {
+		t.Fatalf("bad: %+v", p)
+	}
+	if p := got["good"]; p.Err != nil || !p.Healthy {
+		t.Fatalf("good: %+v", p)
+	}
+	if p := got["needs-bad"]; p.Err == nil || p.ChangeSet != nil {
+		t.Fatalf("needs-bad: %+v", p)
+	}
+	for _, n := range []string{"cm-0", "cm-1"} {
+		if !e.exists(t, n) {
+			t.Fatalf("%s of the failed pair was pruned", n)
+		}
+	}
+}
+
+func TestApplyFleetWaves(t *testing.T) {
+	// Wave 2 of an app starts only when wave 1 is healthy: with wave 1 failing,
+	// wave 2 is not applied.
+	e := newEnv(t)
+	north := &v1alpha1.Cluster{Metadata: v1alpha1.ObjectMeta{Name: "north", Labels: map[string]string{"region": "north"}}}
+	south := &v1alpha1.Cluster{Metadata: v1alpha1.ObjectMeta{Name: "south", Labels: map[string]string{"region": "south"}}}
+	app := &v1alpha1.App{Metadata: v1alpha1.ObjectMeta{Name: "canary"}, Spec: v1alpha1.AppSpec{Namespace: e.ns,
+		Rollout: &v1alpha1.Rollout{Waves: []v1alpha1.Wave{
+			{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "north"}}},
+			{ClusterSelector: &metav1.LabelSelector{}},
+		}}}}
+	repo := &fleet.Repo{Clusters: []*v1alpha1.Cluster{north, south}, Apps: []*v1alpha1.App{app}}
+	bad := objs(t, e.ns, "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: %[1]s}\nspec: {ports: [{port: 70000}]}\n")
+	rendered := &render.Result{Clusters: []render.ClusterResult{
+		{Cluster: "north", Apps: []render.AppResult{{App: "canary", Objects: bad}}},
+		{Cluster: "south", Apps: []render.AppResult{{App: "canary", Objects: bad}}},
+	}}
+	connect := func(_ context.Context, name string) (*apply.Manager, error) {
+		_ = name
+		return e.m, nil
+	}
+	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
+	if res.Pairs[0].Cluster != "north" || res.Pairs[0].Wave != 0 || res.Pairs[0].ChangeSet == nil {
+		t.Fatalf("north: %+v", res.Pairs[0])
+	}
+	s := res.Pairs[1]
+	if s.Wave != 1 || s.ChangeSet != nil || s.Err == nil || !strings.Contains(s.Err.Error(), "rollout stopped") {
+		t.Fatalf("south: %+v", s)
+	}
+}

@@ -1,0 +1,127 @@
+package apply
+
+import (
+	"context"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Preview is how one desired object compares with the cluster, found through the
+// same path Apply takes, without writing anything.
+type Preview struct {
+	Object ObjectRef
+	// Desired is the object as Apply would send it (labelled, namespace defaulted).
+	Desired *unstructured.Unstructured
+	// Live is the object on the cluster; nil when it does not exist.
+	Live *unstructured.Unstructured
+	// Merged is the server-side dry-run apply result; nil when the live object
+	// matched without asking the server, or when it does not exist.
+	Merged *unstructured.Unstructured
+	// InSync is true when an apply would not change the live object.
+	InSync bool
+	// Err names cluster, app and object.
+	Err error
+}
+
+// Preview compares every desired object with the cluster (objects annotated
+// fleetsync.dev/ssa: Ignore are left out; IfNotPresent objects that exist are in
+// sync). It does not write, and the request's Prune and Wait are not used.
+func (m *Manager) Preview(ctx context.Context, req ApplyRequest) []Preview {
+	r := &run{m: m, req: req, cs: &ChangeSet{}}
+	targets := r.prepare()
+	out := make([]Preview, len(targets))
+	var ok []*target
+	var idx []int
+	for i, t := range targets {
+		r.resolve(t)
+		out[i] = Preview{Object: t.ref, Desired: t.obj}
+		switch {
+		case ssaPolicy(t.obj) == SSAIgnore:
+			out[i].InSync = true
+			out[i].Err = nil
+		case t.err != nil && meta.IsNoMatchError(t.err):
+			// The kind is not served: the object is missing.
+		case t.err != nil:
+			out[i].Err = m.objErr(req.App, t.ref, "prepare", t.err)
+		default:
+			ok = append(ok, t)
+			idx = append(idx, i)
+		}
+	}
+	if err := m.fetchLive(ctx, req.App, ok); err != nil {
+		for _, i := range idx {
+			out[i].Err = m.objErr(req.App, out[i].Object, "list", err)
+		}
+		return out
+	}
+	sem := make(chan struct{}, m.opts.Concurrency)
+	var wg sync.WaitGroup
+	for n, t := range ok {
+		i := idx[n]
+		if ssaPolicy(t.obj) == SSAIgnore {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.previewOne(ctx, req.App, t, &out[i])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (m *Manager) previewOne(ctx context.Context, app string, t *target, p *Preview) {
+	ri := m.resource(t.mapping, t.obj.GetNamespace())
+	if t.live == nil {
+		// Not labelled for the app: look it up by name (it may exist unlabelled).
+		live, err := ri.Get(ctx, t.obj.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if err != nil {
+			p.Err = m.objErr(app, t.ref, "get", err)
+			return
+		}
+		t.live = live
+	}
+	p.Live = t.live
+	if ssaPolicy(t.obj) == SSAIfNotPresent {
+		p.InSync = true
+		return
+	}
+	if ownedMatches(t.live, t.obj, m.opts.FieldManager) {
+		p.InSync = true
+		return
+	}
+	dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
+	if err != nil {
+		p.Err = m.objErr(app, t.ref, "dry-run apply", redact(err, t.obj))
+		return
+	}
+	p.Merged = dry
+	p.InSync = Equal(dry, t.live)
+}
+
+// Exists reports whether an object is on the cluster (a kind that is not served
+// means it is not).
+func (m *Manager) Exists(ctx context.Context, ref ObjectRef) (bool, error) {
+	mapping, err := m.cluster.Mapping(ref.GVK())
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	_, err = m.resource(mapping, ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

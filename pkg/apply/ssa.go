@@ -1,0 +1,257 @@
+package apply
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func ssaPolicy(u *unstructured.Unstructured) string {
+	return u.GetAnnotations()[annotationSSA]
+}
+
+func (m *Manager) applyOpts(dryRun bool) metav1.ApplyOptions {
+	o := metav1.ApplyOptions{FieldManager: m.opts.FieldManager, Force: m.opts.ForceConflicts}
+	if dryRun {
+		o.DryRun = []string{metav1.DryRunAll}
+	}
+	return o
+}
+
+// applyOne applies one resolved target whose live state was fetched.
+func (r *run) applyOne(ctx context.Context, t *target) {
+	m := r.m
+	ri := m.resource(t.mapping, t.obj.GetNamespace())
+	switch ssaPolicy(t.obj) {
+	case SSAIgnore:
+		r.record(Change{Object: t.ref, Action: Skipped, Reason: annotationSSA + ": " + SSAIgnore})
+		return
+	case SSAIfNotPresent:
+		if t.live == nil {
+			live, err := ri.Get(ctx, t.obj.GetName(), metav1.GetOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				r.fail(t, "get", err)
+				return
+			}
+			if err == nil {
+				t.live = live
+			}
+		}
+		if t.live != nil {
+			r.record(Change{Object: t.ref, Action: Skipped, Reason: annotationSSA + ": " + SSAIfNotPresent + " and the object exists"})
+			return
+		}
+	}
+	if t.live == nil {
+		// Not among the app's labelled objects, so it cannot match the desired
+		// state (which carries the label): a write is needed.
+		r.write(ctx, t)
+		return
+	}
+	if ownedMatches(t.live, t.obj, m.opts.FieldManager) {
+		r.record(Change{Object: t.ref, Action: Unchanged})
+		return
+	}
+	dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
+	if err != nil {
+		if fields := immutableFields(err); len(fields) > 0 {
+			r.immutable(ctx, t, fields, err)
+			return
+		}
+		r.fail(t, "dry-run apply", err)
+		return
+	}
+	if Equal(dry, t.live) {
+		r.record(Change{Object: t.ref, Action: Unchanged})
+		return
+	}
+	if r.req.DryRun {
+		r.record(Change{Object: t.ref, Action: Configured})
+		return
+	}
+	if _, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(false)); err != nil {
+		if fields := immutableFields(err); len(fields) > 0 {
+			r.immutable(ctx, t, fields, err)
+			return
+		}
+		r.fail(t, "apply", err)
+		return
+	}
+	r.record(Change{Object: t.ref, Action: Configured})
+}
+
+// write applies an object that is not among the app's objects on the cluster.
+func (r *run) write(ctx context.Context, t *target) {
+	ri := r.m.resource(t.mapping, t.obj.GetNamespace())
+	out, err := ri.Apply(ctx, t.obj.GetName(), t.obj, r.m.applyOpts(r.req.DryRun))
+	if err != nil {
+		if fields := immutableFields(err); len(fields) > 0 {
+			r.immutable(ctx, t, fields, err)
+			return
+		}
+		op := "apply"
+		if r.req.DryRun {
+			op = "dry-run apply"
+		}
+		r.fail(t, op, err)
+		return
+	}
+	// A created object has one manager: us. An existing object that lacked the
+	// app label (adopted) has others.
+	action := Created
+	if mf := out.GetManagedFields(); len(mf) > 1 || (len(mf) == 1 && mf[0].Manager != r.m.opts.FieldManager) {
+		action = Configured
+	}
+	r.record(Change{Object: t.ref, Action: action})
+}
+
+// immutable handles an apply that would change immutable fields: an error, or
+// delete-and-recreate when allowed.
+func (r *run) immutable(ctx context.Context, t *target, fields []string, err error) {
+	if !r.req.Force && t.obj.GetAnnotations()[annotationRecreate] != RecreateEnabled {
+		r.fail(t, "apply", &ImmutableError{Fields: fields, Err: err})
+		return
+	}
+	if r.req.DryRun {
+		r.record(Change{Object: t.ref, Action: Recreated, Reason: "immutable field " + strings.Join(fields, ", ")})
+		return
+	}
+	if err := r.m.deleteAndWait(ctx, t); err != nil {
+		r.fail(t, "recreate: delete", err)
+		return
+	}
+	ri := r.m.resource(t.mapping, t.obj.GetNamespace())
+	if _, err := ri.Apply(ctx, t.obj.GetName(), t.obj, r.m.applyOpts(false)); err != nil {
+		r.fail(t, "recreate: apply", err)
+		return
+	}
+	r.record(Change{Object: t.ref, Action: Recreated, Reason: "immutable field " + strings.Join(fields, ", ")})
+}
+
+// deleteAndWait deletes the live object and waits until it is gone.
+func (m *Manager) deleteAndWait(ctx context.Context, t *target) error {
+	ri := m.resource(t.mapping, t.obj.GetNamespace())
+	name := t.obj.GetName()
+	live, err := ri.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	uid := live.GetUID()
+	policy := metav1.DeletePropagationForeground
+	err = ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.DeleteTimeout)
+	defer cancel()
+	for {
+		cur, err := ri.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && cur.GetUID() != uid) {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still present %s after delete", m.opts.DeleteTimeout)
+		case <-time.After(m.opts.PollInterval / 4):
+		}
+	}
+}
+
+// immutableFields returns the fields an Invalid error says are immutable.
+func immutableFields(err error) []string {
+	if !apierrors.IsInvalid(err) {
+		return nil
+	}
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return nil
+	}
+	set := map[string]bool{}
+	if d := st.Status().Details; d != nil {
+		for _, c := range d.Causes {
+			msg := strings.ToLower(c.Message)
+			if strings.Contains(msg, "immutable") || strings.Contains(msg, "may not change") || strings.Contains(msg, "cannot change") {
+				field := c.Field
+				if field == "" {
+					field = "(unnamed field)"
+				}
+				set[field] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for f := range set {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// redactedError hides Secret values the API server may quote in an error.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact removes the values of a Secret (raw and base64) from an error message.
+func redact(err error, obj *unstructured.Unstructured) error {
+	if err == nil || obj == nil || obj.GetKind() != "Secret" {
+		return err
+	}
+	msg := err.Error()
+	changed := false
+	for _, v := range SecretValues(obj) {
+		if len(v) >= 3 && strings.Contains(msg, v) {
+			msg = strings.ReplaceAll(msg, v, "***")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// SecretValues returns the values of a Secret's data (base64 and decoded) and
+// stringData, for redaction. Never print them.
+func SecretValues(obj *unstructured.Unstructured) []string {
+	var out []string
+	data, _, _ := unstructured.NestedMap(obj.Object, "data")
+	for _, v := range data {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		out = append(out, s)
+		if dec, err := base64.StdEncoding.DecodeString(s); err == nil {
+			out = append(out, string(dec))
+		}
+	}
+	sd, _, _ := unstructured.NestedMap(obj.Object, "stringData")
+	for _, v := range sd {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(s)))
+		}
+	}
+	// Longest first, so a value containing another is replaced whole.
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}

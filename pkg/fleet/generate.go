@@ -1,0 +1,3 @@
+package fleet
+
+//go:generate go run ../../hack/schemagen -out ../../schemas

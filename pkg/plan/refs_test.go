@@ -1,0 +1,217 @@
+package plan
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/source"
+)
+
+// gitRepo is a real git repository made with the system git CLI.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+func newGitRepo(t *testing.T) *gitRepo {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git CLI not installed")
+	}
+	g := &gitRepo{t: t, dir: t.TempDir()}
+	g.git("init", "-q", "-b", "main")
+	return g
+}
+
+func (g *gitRepo) git(args ...string) string {
+	g.t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Plan Test", "-c", "user.email=plan@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = g.dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit stages everything and returns the new commit's SHA.
+func (g *gitRepo) commit(msg string) string {
+	g.t.Helper()
+	g.git("add", "-A")
+	g.git("commit", "-q", "--allow-empty", "-m", msg)
+	return g.git("rev-parse", "HEAD")
+}
+
+func (g *gitRepo) write(rel, content string) {
+	g.t.Helper()
+	p := filepath.Join(g.dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// replace edits a file of the work tree, failing when old is absent.
+func (g *gitRepo) replace(rel, old, new string) {
+	g.t.Helper()
+	b, err := os.ReadFile(filepath.Join(g.dir, rel))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		g.t.Fatalf("%s does not contain %q", rel, old)
+	}
+	g.write(rel, strings.Replace(string(b), old, new, 1))
+}
+
+// copyExample copies examples/fleet-repo into the work tree.
+func (g *gitRepo) copyExample() {
+	g.t.Helper()
+	src := filepath.Join("..", "..", "examples", "fleet-repo")
+	if err := os.CopyFS(g.dir, os.DirFS(src)); err != nil {
+		g.t.Fatalf("copy example fleet: %v", err)
+	}
+}
+
+// exampleHistory commits the example fleet, then a commit scaling mes from 5
+// to 7 replicas, then one that only edits the README.
+func exampleHistory(t *testing.T) (g *gitRepo, initial, scaled, docs string) {
+	g = newGitRepo(t)
+	g.copyExample()
+	initial = g.commit("example fleet")
+	g.replace("apps/mes/base/deployment.yaml", "replicas: 5", "replicas: 7")
+	scaled = g.commit("scale mes")
+	g.write("README.md", "only docs changed\n")
+	docs = g.commit("docs")
+	return g, initial, scaled, docs
+}
+
+func TestFromRefsExampleFleet(t *testing.T) {
+	ctx := context.Background()
+	g, initial, scaled, docs := exampleHistory(t)
+	// An uncommitted edit must not be seen: plan reads git objects only.
+	g.replace("apps/mes/base/deployment.yaml", "replicas: 7", "replicas: 9")
+
+	src, err := source.Open(ctx, g.dir, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	r := render.New(render.Options{})
+
+	p, err := FromRefs(ctx, src, initial, scaled, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("plan errors: %v", err)
+	}
+	if p.Base != initial || p.Head != scaled {
+		t.Errorf("plan compares %s..%s, want %s..%s", p.Base, p.Head, initial, scaled)
+	}
+	if got := p.Summary.AppsChanged; len(got) != 1 || got[0] != "mes" {
+		t.Errorf("apps changed = %v, want [mes]", got)
+	}
+	if got := strings.Join(p.Summary.ClustersAffected, ","); got != "east,north,south" {
+		t.Errorf("clusters affected = %s", got)
+	}
+	if s := p.Summary; s.Added != 0 || s.Changed != 3 || s.Deleted != 0 {
+		t.Errorf("summary +%d ~%d -%d, want +0 ~3 -0", s.Added, s.Changed, s.Deleted)
+	}
+	var md bytes.Buffer
+	if err := Markdown(&md, p); err != nil {
+		t.Fatal(err)
+	}
+	out := md.String()
+	for _, want := range []string{"-  replicas: 5", "+  replicas: 7", "<code>~ Deployment/mes/mes-deployment</code>", "Same change on east, north, south."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "replicas: 9") {
+		t.Errorf("the plan read the work tree:\n%s", out)
+	}
+
+	// A commit that changes no rendered output plans no change, although
+	// every object's revision annotation differs.
+	p, err = FromRefs(ctx, src, scaled, docs, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.HasChanges() || p.Err() != nil {
+		t.Errorf("docs-only commit: HasChanges %v, Err %v, clusters %+v", p.HasChanges(), p.Err(), p.Clusters)
+	}
+
+	// Git revision expressions work as refs.
+	p, err = FromRefs(ctx, src, "main~2", "main~1", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Base != initial || p.Head != scaled || p.Summary.Changed != 3 {
+		t.Errorf("main~2..main~1 planned %s..%s with %d changes", p.Base, p.Head, p.Summary.Changed)
+	}
+
+	if _, err := FromRefs(ctx, src, initial, "no-such-branch", r); err == nil {
+		t.Error("an unknown head ref planned without error")
+	}
+}
+
+func TestFromRefsBrokenHead(t *testing.T) {
+	ctx := context.Background()
+	g, _, scaled, _ := exampleHistory(t)
+	g.replace("apps/mes/app.yaml", "  prune: true\n", "  prune: true\n  notAField: 1\n")
+	unloadable := g.commit("break the app")
+	g.git("revert", "--no-edit", "HEAD")
+	g.replace("apps/mes/overlays/nfs/kustomization.yaml", "  - ../../base\n", "  - ../../base\n  - missing.yaml\n")
+	unrenderable := g.commit("name a missing resource")
+
+	src, err := source.Open(ctx, g.dir, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	r := render.New(render.Options{})
+
+	p, err := FromRefs(ctx, src, scaled, unloadable, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Err() == nil || len(p.Errors) != 1 || p.Errors[0].Side != "head" || !strings.Contains(p.Errors[0].Message, "notAField") {
+		t.Errorf("unloadable head: errors %+v, Err %v", p.Errors, p.Err())
+	}
+
+	p, err = FromRefs(ctx, src, scaled, unrenderable, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Err() == nil {
+		t.Fatal("a head render error is not a plan error")
+	}
+	var failed []string
+	for _, c := range p.Clusters {
+		for _, a := range c.Apps {
+			if a.HeadError != "" {
+				failed = append(failed, c.Cluster+"/"+a.App)
+			}
+		}
+	}
+	if strings.Join(failed, ",") != "south/mes" {
+		t.Errorf("failed pairs = %v, want [south/mes] (the nfs cluster); plan %+v", failed, p.Clusters)
+	}
+	var md bytes.Buffer
+	if err := Markdown(&md, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "head `south/mes`:") {
+		t.Errorf("markdown does not report the render error:\n%s", md.String())
+	}
+}

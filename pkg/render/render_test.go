@@ -1,0 +1,289 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestBadInputErrors checks that each bad input names the cluster, the app
+// and the file, template or object at fault, and that good pairs still render.
+func TestBadInputErrors(t *testing.T) {
+	res := New(Options{}).Render(context.Background(), looseRepo(t, "testdata/golden/bad/repo"), Selection{})
+	want := map[string][]string{
+		"remote-base":       {"apps/remote-base/base/kustomization.yaml", `remote resource "https://github.com/example/fleet//base?ref=v1" refused`, "--allow-remote-bases"},
+		"remote-base-short": {"apps/remote-base-short/base/kustomization.yaml", "github.com/example/fleet/base", "refused"},
+		"outside-path":      {"kustomize path", "../../../outside", "leaves the repo"},
+		"outside-resource":  {"apps/outside-resource/base", "leaves the repo"},
+		"outside-file":      {"apps/outside-file/base", "not in or below"},
+		"helm-error":        {"apps/helm-error/chart", "helm-error/templates/cm.yaml:6:8", "value x is required"},
+		"missing-values":    {"values file apps/missing-values/values-missing.yaml", "not found"},
+		"chart-missing":     {"chart apps/chart-missing/no-such-chart", "not found"},
+		"unmapped-storage":  {"PersistentVolumeClaim/storage/data", `storage class "gold" is not mapped`},
+		"dup-a":             {"ConfigMap/common/shared", "also rendered by app dup-b"},
+		"dup-b":             {"ConfigMap/common/shared", "also rendered by app dup-a"},
+		"invalid-object":    {"invalid-object/templates/cm.yaml", "missing metadata.name"},
+		"no-kind":           {"no-kind/templates/cm.yaml", "missing kind"},
+	}
+	for app, parts := range want {
+		p := res.Get("only", app)
+		if p == nil {
+			t.Errorf("%s: no result", app)
+			continue
+		}
+		if p.Err == nil {
+			t.Errorf("%s: rendered, want an error", app)
+			continue
+		}
+		if p.Objects != nil {
+			t.Errorf("%s: failed pair has objects", app)
+		}
+		msg := p.Err.Error()
+		for _, s := range append([]string{"only/" + app + ": "}, parts...) {
+			if !strings.Contains(msg, s) {
+				t.Errorf("%s: error %q does not contain %q", app, msg, s)
+			}
+		}
+	}
+	if g := res.Get("only", "good"); g == nil || g.Err != nil || len(g.Objects) != 2 {
+		t.Errorf("good app: want 2 objects and no error, got %+v", g)
+	}
+	if err := res.Err(); err == nil || strings.Count(err.Error(), "\n")+1 != len(want) {
+		t.Errorf("Result.Err: want %d joined errors, got %v", len(want), err)
+	}
+}
+
+// TestSymlinks: links inside the repo are followed, links that leave it are refused.
+func TestSymlinks(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stolen}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, link, target string
+		wantErr            string
+	}{
+		{"inside", "svc-link.yaml", "service.yaml", ""},
+		{"absolute", "svc-link.yaml", filepath.Join(outside, "secret.yaml"), "absolute target leaves the repo"},
+		{"relative", "svc-link.yaml", "../../../../../" + filepath.Base(outside) + "/secret.yaml", "leaves the repo"},
+		{"dir", "linked", outside, "leaves the repo"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "repo")
+			copyDir(t, "testdata/golden/kustomize/repo", dir)
+			base := filepath.Join(dir, "apps/web/base")
+			target := tc.target
+			if tc.name == "relative" {
+				// parent/repo/apps/web/base -> parent/<outside copy>
+				if err := os.MkdirAll(filepath.Join(parent, "out"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				copyDir(t, outside, filepath.Join(parent, "out"))
+				target = "../../../../out/secret.yaml"
+			}
+			if err := os.Symlink(target, filepath.Join(base, tc.link)); err != nil {
+				t.Fatal(err)
+			}
+			res := tc.link
+			if tc.name == "dir" {
+				res = "linked/secret.yaml"
+			}
+			k := filepath.Join(base, "kustomization.yaml")
+			b, _ := os.ReadFile(k)
+			b = []byte(strings.Replace(string(b), "resources:\n", "resources:\n  - "+res+"\n", 1))
+			if tc.name == "inside" {
+				b = []byte(strings.Replace(string(b), "  - service.yaml\n", "", 1))
+			}
+			if err := os.WriteFile(k, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := New(Options{}).Render(context.Background(), loadRepo(t, dir), Selection{Clusters: []string{"beta"}})
+			p := out.Get("beta", "web")
+			if tc.wantErr == "" {
+				if p.Err != nil {
+					t.Fatalf("inside link: %v", p.Err)
+				}
+				if !hasObject(objectsOf(p), "/Service", "web", "web") {
+					t.Fatalf("inside link: Service not rendered")
+				}
+				return
+			}
+			if p.Err == nil || !strings.Contains(p.Err.Error(), tc.wantErr) || !strings.Contains(p.Err.Error(), "symlink") {
+				t.Fatalf("want error containing symlink and %q, got %v", tc.wantErr, p.Err)
+			}
+			if strings.Contains(p.Err.Error(), "stolen") {
+				t.Fatalf("error shows outside content: %v", p.Err)
+			}
+		})
+	}
+}
+
+func objectsOf(p *AppResult) []object {
+	var l []object
+	for _, u := range p.Objects {
+		l = append(l, u.Object)
+	}
+	return l
+}
+
+// TestRemoteBases: an http resource is refused by default and fetched when allowed.
+func TestRemoteBases(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: remote}\ndata: {from: server}\n")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	copyDir(t, "testdata/golden/kustomize/repo", dir)
+	k := filepath.Join(dir, "apps/web/base/kustomization.yaml")
+	b, _ := os.ReadFile(k)
+	b = []byte(strings.Replace(string(b), "resources:\n", "resources:\n  - "+srv.URL+"/cm.yaml\n", 1))
+	if err := os.WriteFile(k, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := loadRepo(t, dir)
+	sel := Selection{Clusters: []string{"beta"}}
+	refused := New(Options{}).Render(context.Background(), repo, sel).Get("beta", "web")
+	if refused.Err == nil || !strings.Contains(refused.Err.Error(), "refused") {
+		t.Fatalf("remote base without the option: want refused, got %v", refused.Err)
+	}
+	allowed := New(Options{AllowRemoteBases: true}).Render(context.Background(), repo, sel).Get("beta", "web")
+	if allowed.Err != nil {
+		t.Fatalf("remote base allowed: %v", allowed.Err)
+	}
+	if !hasObject(objectsOf(allowed), "/ConfigMap", "web", "remote") {
+		t.Fatalf("remote ConfigMap not rendered")
+	}
+}
+
+// TestSelection: filters, and names that are not in the repo.
+func TestSelection(t *testing.T) {
+	repo := loadRepo(t, "testdata/golden/scale/repo")
+	res := New(Options{}).Render(context.Background(), repo, Selection{Clusters: []string{"promo", "nowhere"}, Apps: []string{"api", "ghost"}})
+	var got []string
+	for _, c := range res.Clusters {
+		for _, a := range c.Apps {
+			s := c.Cluster + "/" + a.App
+			if a.Err != nil {
+				s += " error"
+			}
+			got = append(got, s)
+		}
+	}
+	want := []string{"nowhere/api error", "nowhere/ghost error", "promo/api", "promo/ghost error"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("pairs (-want +got):\n%s", d)
+	}
+	if !strings.Contains(res.Get("nowhere", "api").Err.Error(), `cluster "nowhere" is not in the fleet repo`) {
+		t.Errorf("unexpected error %v", res.Get("nowhere", "api").Err)
+	}
+}
+
+// TestCacheRerendersOnlyChangedApp: identical inputs render once across
+// clusters; a second Render of a changed repo re-renders only the app whose
+// files (including a base it references) changed.
+func TestCacheRerendersOnlyChangedApp(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/golden/kustomize/repo", dir)
+	copyDir(t, "testdata/golden/helm/repo/apps/shop", filepath.Join(dir, "apps/shop"))
+	copyDir(t, "testdata/golden/scale/repo/apps/api", filepath.Join(dir, "apps/api"))
+	copyFile(t, "testdata/golden/helm/repo/fleet.yaml", filepath.Join(dir, "fleet.yaml"))
+	// gamma is a second gold cluster: same inputs as alpha for every app
+	b, _ := os.ReadFile(filepath.Join(dir, "clusters/alpha.yaml"))
+	if err := os.WriteFile(filepath.Join(dir, "clusters/gamma.yaml"), []byte(strings.ReplaceAll(string(b), "name: alpha", "name: gamma")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{})
+	ctx := context.Background()
+	first := r.Render(ctx, loadRepo(t, dir), Selection{})
+	if err := first.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 3 clusters x 3 apps; web: gold overlay+patches (alpha, gamma) and base (beta) = 2 renders;
+	// api: 1 render; shop: 1 render (no cluster values differ) -> 4 renders, 5 reused.
+	if want := (Stats{Pairs: 9, Rendered: 4, Reused: 5}); first.Stats != want {
+		t.Errorf("first render stats = %+v, want %+v", first.Stats, want)
+	}
+	same := r.Render(ctx, loadRepo(t, dir), Selection{})
+	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); same.Stats != want {
+		t.Errorf("unchanged re-render stats = %+v, want %+v", same.Stats, want)
+	}
+	if d := cmp.Diff(outputs(t, first), outputs(t, same)); d != "" {
+		t.Errorf("cached output differs:\n%s", d)
+	}
+	// Change the base that the gold overlay reaches through ../../base.
+	dep := filepath.Join(dir, "apps/web/base/deployment.yaml")
+	b, _ = os.ReadFile(dep)
+	if err := os.WriteFile(dep, []byte(strings.Replace(string(b), "nginx:1.27", "nginx:1.29", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := r.Render(ctx, loadRepo(t, dir), Selection{})
+	if want := (Stats{Pairs: 9, Rendered: 2, Cached: 2, Reused: 5}); changed.Stats != want {
+		t.Errorf("after changing apps/web/base stats = %+v, want %+v", changed.Stats, want)
+	}
+	if !strings.Contains(outputs(t, changed)["beta/web.yaml"], "nginx:1.29") {
+		t.Errorf("beta/web not re-rendered with the new image")
+	}
+	// An unrelated file in the repo changes nothing.
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unrelated := r.Render(ctx, loadRepo(t, dir), Selection{})
+	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); unrelated.Stats != want {
+		t.Errorf("after an unrelated change stats = %+v, want %+v", unrelated.Stats, want)
+	}
+}
+
+// TestConcurrentRender renders many clusters in parallel, with two Render
+// calls at once on one Renderer, and compares with a serial render. Run
+// with -race.
+func TestConcurrentRender(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/golden/kustomize/repo", dir)
+	copyDir(t, "testdata/golden/helm/repo/apps/shop", filepath.Join(dir, "apps/shop"))
+	copyDir(t, "testdata/golden/storage/repo/apps/db", filepath.Join(dir, "apps/db"))
+	copyFile(t, "testdata/golden/helm/repo/fleet.yaml", filepath.Join(dir, "fleet.yaml"))
+	for i := 0; i < 24; i++ {
+		tier := []string{"gold", "silver"}[i%2]
+		c := fmt.Sprintf("apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: c%02d\n  labels: {env: prod, tier: %s, region: r%d}\nspec:\n  kubernetesVersion: v1.3%d.0\n  values: {zone: z%d}\n  storage: {default: std%d, classes: {fast: ssd%d, shared: cephfs}}\n", i, tier, i%3, 5+i%3, i, i%4, i%2)
+		if err := os.WriteFile(filepath.Join(dir, "clusters", fmt.Sprintf("c%02d.yaml", i)), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := loadRepo(t, dir)
+	ctx := context.Background()
+	serial := outputs(t, New(Options{Concurrency: 1}).Render(ctx, repo, Selection{}))
+	r := New(Options{Concurrency: 8})
+	var wg sync.WaitGroup
+	results := make([]map[string]string, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = outputs(t, r.Render(ctx, repo, Selection{}))
+		}()
+	}
+	wg.Wait()
+	for i, got := range results {
+		if d := cmp.Diff(serial, got); d != "" {
+			t.Errorf("parallel render %d differs from serial (-serial +parallel):\n%s", i, d)
+		}
+	}
+	if n := len(serial); n != 26*3 {
+		t.Errorf("got %d pairs, want %d", n, 26*3)
+	}
+	for k, v := range serial {
+		if strings.HasSuffix(k, ".err") {
+			t.Errorf("%s: %s", k, v)
+		}
+	}
+}
