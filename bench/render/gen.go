@@ -106,11 +106,11 @@ func (w *writer) file(rel, content string) {
 		return
 	}
 	p := filepath.Join(w.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		w.err = fmt.Errorf("generate fleet: %w", err)
 		return
 	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		w.err = fmt.Errorf("generate fleet: %w", err)
 	}
 }
@@ -153,10 +153,28 @@ func (f *Fleet) SetImageTag(app, tag string) error {
 	if !found {
 		return fmt.Errorf("change app %s: no image line in %s", app, p)
 	}
-	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
 		return fmt.Errorf("change app %s: %w", app, err)
 	}
 	return nil
+}
+
+// appYAML is an App targeting every cluster; source and customizations are
+// YAML already indented for their place.
+func appYAML(app, source, customizations string) string {
+	return fmt.Sprintf(`apiVersion: fleetsync.dev/v1alpha1
+kind: App
+metadata:
+  name: %[1]s
+spec:
+  namespace: %[1]s
+  source:
+    %[2]s
+  targets:
+    clusterSelector: {}
+  customizations:
+%[3]s  prune: true
+`, app, source, customizations)
 }
 
 func writeKustomizeApp(w *writer, app string, n int) {
@@ -166,20 +184,7 @@ func writeKustomizeApp(w *writer, app string, n int) {
 	for _, s := range storages {
 		fmt.Fprintf(&cust, "    - clusterSelector:\n        matchLabels:\n          storage: %s\n      kustomize:\n        path: overlays/%s\n", s, s)
 	}
-	w.file(dir+"/app.yaml", fmt.Sprintf(`apiVersion: fleetsync.dev/v1alpha1
-kind: App
-metadata:
-  name: %[1]s
-spec:
-  namespace: %[1]s
-  source:
-    kustomize:
-      path: base
-  targets:
-    clusterSelector: {}
-  customizations:
-%[2]s  prune: true
-`, app, cust.String()))
+	w.file(dir+"/app.yaml", appYAML(app, "kustomize:\n      path: base", cust.String()))
 	w.file(dir+"/base/kustomization.yaml", `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -321,23 +326,7 @@ func writeHelmApp(w *writer, app string, n int) {
 		vals := strings.ReplaceAll(strings.TrimSuffix(regionValues(r, n), "\n"), "\n", "\n        ")
 		fmt.Fprintf(&cust, "    - clusterSelector:\n        matchLabels:\n          region: %s\n      values:\n        %s\n", r, vals)
 	}
-	w.file(dir+"/app.yaml", fmt.Sprintf(`apiVersion: fleetsync.dev/v1alpha1
-kind: App
-metadata:
-  name: %[1]s
-spec:
-  namespace: %[1]s
-  source:
-    helm:
-      chart: ./chart
-      releaseName: %[1]s
-      valuesFiles:
-        - values-common.yaml
-  targets:
-    clusterSelector: {}
-  customizations:
-%[2]s  prune: true
-`, app, cust.String()))
+	w.file(dir+"/app.yaml", appYAML(app, "helm:\n      chart: ./chart\n      releaseName: "+app+"\n      valuesFiles:\n        - values-common.yaml", cust.String()))
 	w.file(dir+"/values-common.yaml", fmt.Sprintf("image:\n  repository: registry.example/fleet/%s\n  tag: v2.%d.0\npersistence:\n  size: %dGi\n", app, n, 5+n))
 	w.file(dir+"/chart/Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: 0.%d.0\nappVersion: \"2.%d.0\"\n", app, n, n))
 	w.file(dir+"/chart/values.yaml", `region: none

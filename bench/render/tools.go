@@ -64,7 +64,7 @@ func buildTool(ctx context.Context, binDir string, t Tool) (string, error) {
 	if err := exec.CommandContext(ctx, out, "version").Run(); err == nil {
 		return out, nil
 	}
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
+	if err := os.MkdirAll(binDir, 0o750); err != nil {
 		return "", fmt.Errorf("build %s %s: %w", t.Name, t.Version, err)
 	}
 	mod, err := os.MkdirTemp("", "fleetsync-bench-"+t.Name+"-")
@@ -73,7 +73,7 @@ func buildTool(ctx context.Context, binDir string, t Tool) (string, error) {
 	}
 	defer os.RemoveAll(mod)
 	goMod := fmt.Sprintf("module fleetsync.dev/bench/%s\n\ngo %s\n", t.Name, goLangVersion())
-	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(goMod), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(goMod), 0o600); err != nil {
 		return "", fmt.Errorf("build %s %s: %w", t.Name, t.Version, err)
 	}
 	get := append([]string{"get", t.Package + "@" + t.Version}, t.Pins...)

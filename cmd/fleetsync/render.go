@@ -18,7 +18,7 @@ import (
 // renderFlags are the flags of `fleetsync render`.
 type renderFlags struct {
 	repo             string
-	ref              string
+	source           sourceFlags
 	clusters         []string
 	apps             []string
 	out              string
@@ -28,8 +28,8 @@ type renderFlags struct {
 }
 
 func (f *renderFlags) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.repo, "repo", "", "fleet repo directory")
-	fs.StringVar(&f.ref, "ref", "", "git ref to render (needs a git repo)")
+	fs.StringVar(&f.repo, "repo", "", "fleet repo: a directory (plain or git) or a git URL")
+	f.source.BindFlags(fs)
 	fs.StringArrayVar(&f.clusters, "cluster", nil, "render only this cluster (repeatable)")
 	fs.StringArrayVar(&f.apps, "app", nil, "render only this app (repeatable)")
 	fs.StringVar(&f.out, "out", "", "write OUT/<cluster>/<app>.yaml instead of one stream to stdout")
@@ -41,7 +41,7 @@ func (f *renderFlags) BindFlags(fs *pflag.FlagSet) {
 func newRenderCmd() *cobra.Command {
 	f := &renderFlags{}
 	cmd := &cobra.Command{
-		Use:   "render --repo DIR [--cluster C]... [--app A]... [--out DIR] [-o yaml|json]",
+		Use:   "render --repo DIR|URL [--ref R] [--cluster C]... [--app A]... [--out DIR] [-o yaml|json]",
 		Short: "Render the manifests each cluster should run",
 		Long: "render builds every (cluster, app) pair of the fleet repo (Kustomize and Helm, with " +
 			"customizations, storage mapping and scale policies) and writes OUT/<cluster>/<app>.yaml, " +
@@ -62,14 +62,17 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 	if f.output != "yaml" && f.output != "json" {
 		return fmt.Errorf("-o %s: want yaml or json", f.output)
 	}
-	if f.ref != "" {
-		return errors.New("--ref: rendering a git ref is not wired yet; check out the ref and pass the directory")
-	}
 	ctx := cmd.Context()
-	repo, err := fleet.Load(ctx, os.DirFS(f.repo))
+	rev, src, err := f.source.resolve(ctx, f.repo)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = src.Close() }()
+	repo, err := fleet.Load(ctx, rev.FS)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("load %s: %w", f.repo, err)}
 	}
+	repo.Revision = rev.Commit
 	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion})
 	res := r.Render(ctx, repo, render.Selection{Clusters: f.clusters, Apps: f.apps})
 	if f.out != "" {

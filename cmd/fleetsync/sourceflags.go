@@ -14,8 +14,8 @@ import (
 // Environment variables read by sourceFlags.options; flags take precedence.
 const (
 	envGitUsername      = "FLEETSYNC_GIT_USERNAME"
-	envGitPassword      = "FLEETSYNC_GIT_PASSWORD" // password or token
-	envSSHKeyPassphrase = "FLEETSYNC_SSH_KEY_PASSPHRASE"
+	envGitPassword      = "FLEETSYNC_GIT_PASSWORD"       //nolint:gosec // the variable's name, not a credential
+	envSSHKeyPassphrase = "FLEETSYNC_SSH_KEY_PASSPHRASE" //nolint:gosec // the variable's name, not a credential
 )
 
 // sourceFlags are the flags that say how to read the fleet repo from git.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -257,7 +259,7 @@ func (c *converter) structValue(n *yaml.Node, t reflect.Type, field string) (any
 		path := joinField(field, k.Value)
 		ft, ok := fields[k.Value]
 		if !ok {
-			c.fail(k, path, "unknown field")
+			c.fail(k, path, "unknown field (known here: %s)", strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 			continue
 		}
 		if val, ok := c.value(v, ft, path); ok {

@@ -137,21 +137,28 @@ func TestLoadFS(t *testing.T) {
 				m["apps/api/values-prod.yaml"] = &fstest.MapFile{Data: []byte("../../link"), Mode: fs.ModeSymlink}
 				m["link"] = &fstest.MapFile{Data: []byte("../secret.yaml"), Mode: fs.ModeSymlink}
 			},
-			want: `apps/api/app.yaml:11: spec.source.helm.valuesFiles[0]: "values-prod.yaml" resolves outside the repo (apps/api/values-prod.yaml: symlink link -> ../secret.yaml leaves the repo)`,
+			want: `apps/api/app.yaml:11: spec.source.helm.valuesFiles[0]: "values-prod.yaml": symlink link -> ../secret.yaml leaves the repo`,
+		},
+		{
+			name: "cluster file symlinked out of the repo",
+			change: func(m fstest.MapFS) {
+				m["clusters/east.yaml"] = &fstest.MapFile{Data: []byte("../../etc/east.yaml"), Mode: fs.ModeSymlink}
+			},
+			want: `clusters/east.yaml: symlink clusters/east.yaml -> ../../etc/east.yaml leaves the repo`,
 		},
 		{
 			name: "symlink loop",
 			change: func(m fstest.MapFS) {
 				m["clusters/south.yaml"] = &fstest.MapFile{Data: []byte("south.yaml"), Mode: fs.ModeSymlink}
 			},
-			want: `clusters/south.yaml: clusters/south.yaml: too many levels of symbolic links`,
+			want: `clusters/south.yaml: too many levels of symbolic links at clusters/south.yaml`,
 		},
 		{
 			name: "absolute symlink",
 			change: func(m fstest.MapFS) {
 				m["apps/api/chart"] = &fstest.MapFile{Data: []byte("/charts/api"), Mode: fs.ModeSymlink}
 			},
-			want: `apps/api/app.yaml:9: spec.source.helm.chart: "./chart" resolves outside the repo (apps/api/chart: symlink apps/api/chart -> /charts/api leaves the repo)`,
+			want: `apps/api/app.yaml:9: spec.source.helm.chart: "./chart": symlink apps/api/chart -> /charts/api leaves the repo`,
 		},
 	}
 	for _, tt := range tests {

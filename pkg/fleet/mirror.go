@@ -14,7 +14,7 @@ func checkMirror(mirror string, insecure bool) string {
 		return "required: the registry and repository prefix images are copied to, e.g. registry.example:5000/fleet"
 	}
 	host, repo, ok := strings.Cut(mirror, "/")
-	if !ok || repo == "" || !(host == "localhost" || strings.ContainsAny(host, ".:")) {
+	if !ok || repo == "" || (host != "localhost" && !strings.ContainsAny(host, ".:")) {
 		return fmt.Sprintf("%q must start with a registry host (with a dot or a port, or localhost) followed by a repository path, e.g. registry.example:5000/fleet", mirror)
 	}
 	opts := []name.Option{name.StrictValidation}

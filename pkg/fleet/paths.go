@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// errOutside is returned by resolve when a path leaves the repo.
+// errOutside is wrapped by resolve's errors when a symlink leads out of the repo.
 var errOutside = errors.New("leaves the repo")
 
 // resolve returns name (a clean, slash-separated, repo-relative path) with every
@@ -40,18 +40,18 @@ func resolve(fsys fs.FS, name string) (string, error) {
 		}
 		hops++
 		if hops > maxSymlinkHops {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", name)
+			return "", fmt.Errorf("too many levels of symbolic links at %s", next)
 		}
 		target, err := fs.ReadLink(fsys, next)
 		if err != nil {
-			return "", fmt.Errorf("%s: read symlink %s: %w", name, next, err)
+			return "", fmt.Errorf("read symlink %s: %w", next, err)
 		}
 		if path.IsAbs(target) || strings.HasPrefix(target, `\`) {
-			return "", fmt.Errorf("%s: symlink %s -> %s %w", name, next, target, errOutside)
+			return "", fmt.Errorf("symlink %s -> %s %w", next, target, errOutside)
 		}
 		joined := path.Join(cur, target)
 		if escapes(joined) {
-			return "", fmt.Errorf("%s: symlink %s -> %s %w", name, next, target, errOutside)
+			return "", fmt.Errorf("symlink %s -> %s %w", next, target, errOutside)
 		}
 		rest = append(strings.Split(joined, "/"), rest...)
 		cur = "."
@@ -89,9 +89,6 @@ func checkPath(fsys fs.FS, appDir, rel string, kind pathKind) string {
 	}
 	resolved, err := resolve(fsys, joined)
 	if err != nil {
-		if errors.Is(err, errOutside) {
-			return fmt.Sprintf("%q resolves outside the repo (%v)", rel, err)
-		}
 		return fmt.Sprintf("%q: %v", rel, err)
 	}
 	fi, err := fs.Stat(fsys, resolved)

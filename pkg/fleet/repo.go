@@ -4,7 +4,7 @@ import (
 	"io/fs"
 	"path"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"

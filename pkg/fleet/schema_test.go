@@ -120,3 +120,39 @@ func TestSchemasRejectInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleSchemaHeaders checks that every object file of the example fleet
+// names its schema for editors, by a path that leads to the right file.
+func TestExampleSchemaHeaders(t *testing.T) {
+	root := filepath.Join("..", "..", "examples", "fleet-repo")
+	fsys := os.DirFS(root)
+	checked := 0
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || schemaFor(p) == "" {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		first, _, _ := strings.Cut(string(data), "\n")
+		ref, ok := strings.CutPrefix(first, "# yaml-language-server: $schema=")
+		if !ok {
+			t.Errorf("%s: first line %q is not a yaml-language-server schema comment", p, first)
+			return nil
+		}
+		checked++
+		target := filepath.Join(root, filepath.FromSlash(path.Dir(p)), filepath.FromSlash(ref))
+		want := filepath.Join("..", "..", "schemas", schemaFor(p))
+		if filepath.Clean(target) != filepath.Clean(want) {
+			t.Errorf("%s: schema %s leads to %s, want %s", p, ref, target, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked == 0 {
+		t.Error("no example files checked")
+	}
+}

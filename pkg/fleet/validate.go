@@ -52,6 +52,7 @@ func (l *loader) validate(repo *Repo) {
 		l.validatePolicy(repo, p)
 		l.unique(p, p.Metadata.Name, names)
 	}
+	l.validatePolicyOverlaps(repo)
 }
 
 // unique reports a name already used by another object of the same kind.
@@ -121,7 +122,7 @@ func (c checker) selector(field string, sel *metav1.LabelSelector, required stri
 // duration checks an optional duration is positive (parsing happened at decode time).
 func (c checker) duration(field string, d *v1alpha1.Duration) {
 	if d != nil && d.Duration <= 0 {
-		c.add(field, "must be a positive duration, found %q", d.Duration.String())
+		c.add(field, "must be a positive duration, found %q", d.String())
 	}
 }
 

@@ -51,10 +51,7 @@ func (l *loader) validateApp(repo *Repo, a *v1alpha1.App) {
 		c.validateCustomization(repo, appDir, fmt.Sprintf("spec.customizations[%d]", i), s.Source, cu)
 	}
 	if s.Rollout != nil {
-		for i, w := range s.Rollout.Waves {
-			c.selector(fmt.Sprintf("spec.rollout.waves[%d].clusterSelector", i), w.ClusterSelector, "a wave selects its clusters (use {} for every remaining cluster)")
-		}
-		c.duration("spec.rollout.healthTimeout", s.Rollout.HealthTimeout)
+		c.validateRollout(repo, a)
 	}
 	switch s.Drift {
 	case "", v1alpha1.DriftReport, v1alpha1.DriftCorrect:
@@ -97,13 +94,10 @@ func (c checker) validateHelm(repo *Repo, appDir string, h *v1alpha1.HelmSource)
 		}
 	}
 	if remote {
-		switch {
-		case h.Version == "":
+		if h.Version == "" {
 			c.add(field+".version", "required for a remote chart (renders must be reproducible)")
-		default:
-			if _, err := version.ParseSemantic(h.Version); err != nil {
-				c.add(field+".version", "%q is not an exact semantic version such as 1.2.3 (ranges are not allowed)", h.Version)
-			}
+		} else if _, err := version.ParseSemantic(h.Version); err != nil {
+			c.add(field+".version", "%q is not an exact semantic version such as 1.2.3 (ranges are not allowed)", h.Version)
 		}
 	}
 	if h.ReleaseName != "" {
@@ -263,4 +257,29 @@ func findCycles(apps []*v1alpha1.App, graph map[string][]string) [][]string {
 		}
 	}
 	return cycles
+}
+
+// validateRollout checks the waves select clusters and that every target
+// cluster is in some wave (a cluster in no wave would never be rolled out to).
+func (c checker) validateRollout(repo *Repo, a *v1alpha1.App) {
+	r := a.Spec.Rollout
+	valid := true
+	for i, w := range r.Waves {
+		if !c.selector(fmt.Sprintf("spec.rollout.waves[%d].clusterSelector", i), w.ClusterSelector, "a wave selects its clusters (use {} for every remaining cluster)") {
+			valid = false
+		}
+	}
+	c.duration("spec.rollout.healthTimeout", r.HealthTimeout)
+	if !valid || len(r.Waves) == 0 {
+		return
+	}
+	var missed []*v1alpha1.Cluster
+	for _, cl := range repo.TargetClusters(a) {
+		if !slices.ContainsFunc(r.Waves, func(w v1alpha1.Wave) bool { return Matches(w.ClusterSelector, cl) }) {
+			missed = append(missed, cl)
+		}
+	}
+	if len(missed) > 0 {
+		c.add("spec.rollout.waves", "targeted clusters %s are in no wave and would never be rolled out to (end with a wave whose clusterSelector is {})", clusterNames(missed))
+	}
 }

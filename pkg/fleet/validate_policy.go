@@ -30,7 +30,7 @@ func (l *loader) validatePolicy(repo *Repo, p *v1alpha1.ScalePolicy) {
 		c.add("spec.trigger.threshold", "must be a utilisation percentage from 1 to %d, found %d", maxThreshold, s.Trigger.Threshold)
 	}
 	if s.Trigger.Duration.Duration <= 0 {
-		c.add("spec.trigger.duration", "must be a positive duration such as 5m, found %q", s.Trigger.Duration.Duration.String())
+		c.add("spec.trigger.duration", "must be a positive duration such as 5m, found %q", s.Trigger.Duration.String())
 	}
 	if len(s.Workloads) == 0 && s.NodePool == nil {
 		c.add("spec", "a ScalePolicy needs workloads, a nodePool, or both")
@@ -99,4 +99,38 @@ func clusterNames(clusters []*v1alpha1.Cluster) string {
 		names[i] = cl.Metadata.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// validatePolicyOverlaps reports two policies scaling the same workload or node
+// pool on the same cluster: their HPAs (or autoscaler bounds) would fight.
+func (l *loader) validatePolicyOverlaps(repo *Repo) {
+	owner := map[string]string{} // cluster + "/" + target -> policy
+	for _, p := range repo.ScalePolicies {
+		if p.Spec.Targets.ClusterSelector == nil {
+			continue
+		}
+		c := l.checker(p)
+		clusters := repo.Select(p.Spec.Targets.ClusterSelector)
+		claim := func(field, target string) {
+			var clash []string
+			other := ""
+			for _, cl := range clusters {
+				key := cl.Metadata.Name + "/" + target
+				if prev, taken := owner[key]; taken && prev != p.Metadata.Name {
+					clash, other = append(clash, cl.Metadata.Name), prev
+					continue
+				}
+				owner[key] = p.Metadata.Name
+			}
+			if len(clash) > 0 {
+				c.add(field, "%s is already scaled by ScalePolicy %q on clusters %s", target, other, strings.Join(clash, ", "))
+			}
+		}
+		for i, w := range p.Spec.Workloads {
+			claim(fmt.Sprintf("spec.workloads[%d]", i), fmt.Sprintf("%s %s of app %s", w.Kind, w.Name, w.App))
+		}
+		if np := p.Spec.NodePool; np != nil {
+			claim("spec.nodePool", fmt.Sprintf("node pool %s", np.Name))
+		}
+	}
 }

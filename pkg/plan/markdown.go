@@ -13,6 +13,11 @@ const (
 	openDiffLines = 20
 	// maxDiffLines: longer diffs are cut here (the JSON form has them whole).
 	maxDiffLines = 400
+	// maxDiffBytes: no more diffs are written once the output is this long
+	// (GitHub refuses comments over 65536 characters).
+	maxDiffBytes = 50000
+	// maxTableRows: rows of the (cluster, app) table shown.
+	maxTableRows = 150
 )
 
 // JSON writes the plan as indented JSON (the schema is in docs/plan.md).
@@ -37,7 +42,12 @@ func Markdown(w io.Writer, p *Plan) error {
 	md.deletions(p)
 	md.errors(p)
 	md.table(p)
-	for _, g := range groupChanges(p) {
+	groups := groupChanges(p)
+	for i, g := range groups {
+		if md.n > maxDiffBytes {
+			md.printf("… %d more app changes are not shown here: the comment would be too long (see `-o json`).\n", len(groups)-i)
+			break
+		}
 		md.group(g)
 	}
 	if err := bw.Flush(); err != nil {
@@ -48,9 +58,13 @@ func Markdown(w io.Writer, p *Plan) error {
 
 type mdWriter struct {
 	w *bufio.Writer
+	n int // bytes written
 }
 
-func (m *mdWriter) printf(format string, args ...any) { fmt.Fprintf(m.w, format, args...) }
+func (m *mdWriter) printf(format string, args ...any) {
+	n, _ := fmt.Fprintf(m.w, format, args...) // bufio keeps the error for Flush
+	m.n += n
+}
 
 func (m *mdWriter) header(p *Plan) {
 	m.printf("## fleetsync plan: `%s` → `%s`\n\n", shortRev(p.Base), shortRev(p.Head))
@@ -111,11 +125,19 @@ func (m *mdWriter) table(p *Plan) {
 		return
 	}
 	m.printf("| Cluster | App | Status | + | ~ | - |\n|---|---|---|--:|--:|--:|\n")
+	rows := 0
 	for _, c := range p.Clusters {
 		for _, a := range c.Apps {
+			rows++
+			if rows > maxTableRows {
+				continue
+			}
 			add, chg, del := counts(a.Objects)
 			m.printf("| %s | %s | %s | %d | %d | %d |\n", c.Cluster, a.App, a.Status, add, chg, del)
 		}
+	}
+	if rows > maxTableRows {
+		m.printf("| … | %d more | | | | |\n", rows-maxTableRows)
 	}
 	m.printf("\n")
 }

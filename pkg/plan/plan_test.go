@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -393,5 +394,29 @@ func TestComputeCanceled(t *testing.T) {
 	p := Compute(ctx, base, head)
 	if p.Err() == nil || !strings.Contains(p.Err().Error(), "context canceled") {
 		t.Errorf("Err() = %v, want the cancellation", p.Err())
+	}
+}
+
+func TestMarkdownCutsLongPlans(t *testing.T) {
+	var base, head []pair
+	for i := range 300 {
+		cluster := fmt.Sprintf("c%03d", i)
+		// A different change per cluster, so that nothing is grouped.
+		base = append(base, pair{cluster, "mes", []*unstructured.Unstructured{configMap("b", "cfg", "x")}, nil})
+		head = append(head, pair{cluster, "mes", []*unstructured.Unstructured{configMap("h", "cfg", cluster)}, nil})
+	}
+	p := Compute(context.Background(), result("b", base...), result("h", head...))
+	var md bytes.Buffer
+	if err := Markdown(&md, p); err != nil {
+		t.Fatal(err)
+	}
+	if md.Len() > 65536 {
+		t.Errorf("markdown is %d bytes, more than a pull-request comment takes", md.Len())
+	}
+	if !strings.Contains(md.String(), "more app changes are not shown here") || !strings.Contains(md.String(), "| … | 150 more |") {
+		t.Errorf("long plan not cut:\n%s", md.String())
+	}
+	if p.Summary.Changed != 300 {
+		t.Errorf("%d changes, want 300", p.Summary.Changed)
 	}
 }

@@ -31,7 +31,7 @@ func newGitRepo(t *testing.T) *gitRepo {
 
 func (g *gitRepo) git(args ...string) string {
 	g.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Plan Test", "-c", "user.email=plan@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd := exec.CommandContext(g.t.Context(), "git", append([]string{"-c", "user.name=Plan Test", "-c", "user.email=plan@example.com", "-c", "commit.gpgsign=false"}, args...)...)
 	cmd.Dir = g.dir
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
 	out, err := cmd.CombinedOutput()

@@ -49,6 +49,7 @@ type clusterFacts struct {
 	cluster  *v1alpha1.Cluster
 	scoped   map[string]bool   // group/kind -> cluster-scoped
 	nsOwner  map[string]string // namespace -> app that creates the Namespace object
+	explicit map[string]bool   // Namespaces some app renders itself
 	revision string
 }
 
@@ -76,16 +77,19 @@ func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 
 func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	c := jobs[0].cluster
-	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, revision: run.revision}
+	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}, revision: run.revision}
 	for _, j := range jobs {
 		for _, o := range j.objs {
+			if gkOf(o) == "/Namespace" {
+				facts.explicit[str(o, "metadata", "name")] = true
+			}
 			if gkOf(o) == "apiextensions.k8s.io/CustomResourceDefinition" {
 				facts.scoped[str(o, "spec", "group")+"/"+str(o, "spec", "names", "kind")] = str(o, "spec", "scope") == "Cluster"
 			}
 		}
 	}
 	// The Namespace object of spec.namespace goes to the first app (by name)
-	// targeting the cluster with that namespace, whatever is selected.
+	// targeting the cluster with that namespace, unless a rendered app has it.
 	for _, a := range run.repo.Apps {
 		ns := a.Spec.Namespace
 		if _, taken := facts.nsOwner[ns]; ns != "" && !taken && fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
@@ -122,7 +126,7 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 				child(o, "metadata")["namespace"] = ns
 			}
 		}
-		if f.nsOwner[ns] == app.Metadata.Name && !hasObject(objs, "/Namespace", "", ns) {
+		if f.nsOwner[ns] == app.Metadata.Name && !f.explicit[ns] {
 			objs = append(objs, object{
 				"apiVersion": "v1", "kind": "Namespace",
 				"metadata": map[string]any{"name": ns},
@@ -148,15 +152,6 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 	}
 	sortObjects(out, f.scoped)
 	return out, nil
-}
-
-func hasObject(objs []object, gk, ns, name string) bool {
-	for _, o := range objs {
-		if gkOf(o) == gk && str(o, "metadata", "namespace") == ns && str(o, "metadata", "name") == name {
-			return true
-		}
-	}
-	return false
 }
 
 // rank orders objects for apply: CRDs, Namespaces, other cluster-scoped, namespaced.

@@ -153,3 +153,12 @@ func copyFile(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+func hasObject(objs []object, gk, ns, name string) bool {
+	for _, o := range objs {
+		if gkOf(o) == gk && str(o, "metadata", "namespace") == ns && str(o, "metadata", "name") == name {
+			return true
+		}
+	}
+	return false
+}

@@ -53,8 +53,8 @@ func TestBadInputErrors(t *testing.T) {
 			}
 		}
 	}
-	if g := res.Get("only", "good"); g == nil || g.Err != nil || len(g.Objects) != 2 {
-		t.Errorf("good app: want 2 objects and no error, got %+v", g)
+	if g := res.Get("only", "good"); g == nil || g.Err != nil || len(g.Objects) != 1 {
+		t.Errorf("good app: want 1 object (its Namespace comes from ns-maker) and no error, got %+v", g)
 	}
 	if err := res.Err(); err == nil || strings.Count(err.Error(), "\n")+1 != len(want) {
 		t.Errorf("Result.Err: want %d joined errors, got %v", len(want), err)

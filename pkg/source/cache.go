@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // The cache keeps one bare mirror per credential-free URL:
@@ -31,6 +34,18 @@ var mirrorRefSpecs = []config.RefSpec{
 }
 
 const remoteName = "origin"
+
+// objectCacheSize bounds the decoded-object cache of one opened mirror.
+const objectCacheSize = 32 * cache.MiByte
+
+// openMirror opens a bare mirror with a bounded object cache.
+func openMirror(dir string) (*git.Repository, error) {
+	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	st := filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRU(objectCacheSize))
+	return git.Open(st, nil)
+}
 
 // cacheKey names the cache entry of a credential-free URL.
 func cacheKey(cleanURL string) string {
@@ -83,7 +98,7 @@ func (r *Repo) update(ctx context.Context) error {
 	if err != nil {
 		return newError("fetch", r.loc, "", err)
 	}
-	defer lock.release()
+	defer func() { _ = lock.release() }()
 
 	stats := FetchStats{}
 	g, err := r.openCache()
@@ -116,8 +131,11 @@ func (r *Repo) update(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if stats.UpToDate && !stats.Recloned && r.store() != nil {
+		return nil // nothing new: keep the instance and its caches
+	}
 	// A fresh instance sees the new packfiles; older revisions keep theirs.
-	fresh, err := git.PlainOpen(r.dir)
+	fresh, err := openMirror(r.dir)
 	if err != nil {
 		return newError("fetch", r.loc, "", err)
 	}
@@ -131,7 +149,7 @@ func (r *Repo) openCache() (*git.Repository, error) {
 	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
 		return r.initCache()
 	}
-	g, err := git.PlainOpen(r.dir)
+	g, err := openMirror(r.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -141,8 +159,8 @@ func (r *Repo) openCache() (*git.Repository, error) {
 	return g, nil
 }
 
-// checkMirror verifies the remote and that every ref's commit and root
-// tree can be read.
+// checkMirror verifies the remote and that every branch's commit and root
+// tree can be read (tags are not walked: there may be thousands).
 func checkMirror(g *git.Repository, url string) error {
 	rc, err := g.Remote(remoteName)
 	if err != nil {
@@ -157,7 +175,7 @@ func checkMirror(g *git.Repository, url string) error {
 	}
 	defer refs.Close()
 	return refs.ForEach(func(ref *plumbing.Reference) error {
-		if ref.Type() != plumbing.HashReference {
+		if ref.Type() != plumbing.HashReference || !ref.Name().IsBranch() {
 			return nil
 		}
 		res, err := peel(g, ref.Hash())
@@ -190,7 +208,7 @@ func (r *Repo) initCache() (*git.Repository, error) {
 	if err := os.Rename(tmp, r.dir); err != nil {
 		return nil, fmt.Errorf("create cache: %w", err)
 	}
-	return git.PlainOpen(r.dir)
+	return openMirror(r.dir)
 }
 
 // fetchWithRetries runs fetchOnce, retrying transient errors with

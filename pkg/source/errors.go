@@ -54,6 +54,7 @@ type Error struct {
 	Err  error
 }
 
+// Error says what failed, where, and why, without credentials.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
@@ -88,6 +89,7 @@ type RefNotFoundError struct {
 	Ref string
 }
 
+// Error names the ref.
 func (e *RefNotFoundError) Error() string { return fmt.Sprintf("ref %q not found", e.Ref) }
 
 // Is makes errors.Is(err, ErrNotFound) true.
@@ -100,6 +102,7 @@ type SignatureError struct {
 	Reason string
 }
 
+// Error names the object and the reason.
 func (e *SignatureError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", e.Object, ErrSignature, e.Reason)
 }

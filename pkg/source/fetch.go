@@ -185,17 +185,20 @@ func isExtraRef(ref string) bool {
 	return strings.HasPrefix(ref, "refs/") && !strings.HasPrefix(ref, "refs/heads/") && !strings.HasPrefix(ref, "refs/tags/")
 }
 
-// fetchExtraRef fetches one ref outside the mirror refspecs into the same
-// name in the cache.
-func (r *Repo) fetchExtraRef(ctx context.Context, ref string) error {
+// shaRef is where a commit fetched by SHA is kept in the mirror.
+func shaRef(sha string) string { return "refs/fleetsync/commits/" + sha }
+
+// fetchExtraRef fetches one ref (or a full commit SHA, when the server
+// allows it) outside the mirror refspecs into dst in the cache.
+func (r *Repo) fetchExtraRef(ctx context.Context, ref, dst string) error {
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	lock, err := acquireLock(ctx, r.dir+".lock", true)
 	if err != nil {
 		return newError("fetch", r.loc, ref, err)
 	}
-	defer lock.release()
-	g, err := git.PlainOpen(r.dir)
+	defer func() { _ = lock.release() }()
+	g, err := openMirror(r.dir)
 	if err != nil {
 		return newError("fetch", r.loc, ref, err)
 	}
@@ -203,7 +206,7 @@ func (r *Repo) fetchExtraRef(ctx context.Context, ref string) error {
 	if err != nil {
 		return newError("fetch", r.loc, ref, err)
 	}
-	spec := config.RefSpec("+" + ref + ":" + ref)
+	spec := config.RefSpec("+" + ref + ":" + dst)
 	if err := spec.Validate(); err != nil {
 		return newError("fetch", r.loc, ref, &RefNotFoundError{Ref: ref})
 	}
@@ -218,7 +221,7 @@ func (r *Repo) fetchExtraRef(ctx context.Context, ref string) error {
 		if errors.Is(err, git.NoErrAlreadyUpToDate) {
 			return nil
 		}
-		if errors.Is(err, git.NoMatchingRefSpecError{}) {
+		if errors.Is(err, git.NoMatchingRefSpecError{}) || errors.Is(err, git.ErrExactSHA1NotSupported) {
 			return &RefNotFoundError{Ref: ref}
 		}
 		return err
@@ -226,7 +229,7 @@ func (r *Repo) fetchExtraRef(ctx context.Context, ref string) error {
 	if err != nil {
 		return newError("fetch", r.loc, ref, err)
 	}
-	fresh, err := git.PlainOpen(r.dir)
+	fresh, err := openMirror(r.dir)
 	if err != nil {
 		return newError("fetch", r.loc, ref, err)
 	}

@@ -18,7 +18,7 @@ type fileLock struct {
 
 // acquireLock waits (until ctx is done) for the lock at path.
 func acquireLock(ctx context.Context, path string, exclusive bool) (*fileLock, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600) //nolint:gosec // path is in the cache dir the user chose
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -27,7 +27,7 @@ func acquireLock(ctx context.Context, path string, exclusive bool) (*fileLock, e
 	for {
 		busy, err := tryLock(f.Fd(), exclusive)
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		if !busy {
@@ -35,7 +35,7 @@ func acquireLock(ctx context.Context, path string, exclusive bool) (*fileLock, e
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
 		case <-t.C:
 		}

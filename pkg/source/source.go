@@ -12,6 +12,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
@@ -107,7 +108,7 @@ func Open(ctx context.Context, repoArg string, opts Options) (*Repo, error) {
 	}
 	r := &Repo{opts: opts}
 	isURL := strings.Contains(repoArg, "://") || scpLike.MatchString(repoArg)
-	st, statErr := os.Stat(repoArg)
+	st, statErr := os.Stat(repoArg) //nolint:gosec // --repo is the user's own choice
 	switch {
 	case statErr == nil && st.IsDir():
 		err = r.openDir(repoArg)
@@ -118,7 +119,7 @@ func Open(ctx context.Context, repoArg string, opts Options) (*Repo, error) {
 		if statErr != nil {
 			msg = "no such directory, and not a repository URL"
 		}
-		return nil, &Error{Kind: ErrNotFound, Op: "open", URL: repoArg, msg: msg}
+		return nil, &Error{Kind: ErrNotFound, Op: "open", URL: RedactURL(repoArg), msg: msg}
 	}
 	if err != nil {
 		return nil, err
@@ -139,7 +140,7 @@ func Resolve(ctx context.Context, repoArg, ref string, opts Options) (*Revision,
 	}
 	rev, err := r.Open(ctx, ref)
 	if err != nil {
-		r.Close()
+		_ = r.Close()
 		return nil, nil, err
 	}
 	return rev, r, nil
@@ -204,17 +205,27 @@ func (r *Repo) Close() error {
 // HEAD, origin/<branch>, refs/..., or a git revision expression (main~1).
 // For a URL, empty means the remote's default branch. Branches and tags are
 // read from what is already fetched (call Fetch to update from the remote);
-// other refs (refs/pull/1/head) are fetched from the remote each time.
+// other refs (refs/pull/1/head) are fetched from the remote each time, and
+// a full SHA that no fetched ref reaches is asked of the remote by SHA.
 //
 // For a local directory (git repository or not), empty means the working
 // tree as it is on disk, uncommitted changes included: the revision's Commit
 // and Ref are "" and its FS is confined to the directory by os.Root
 // (symlinks leading outside are refused). A plain directory has no refs.
+// With signature verification on, empty means HEAD for a local repository
+// (a working tree cannot be verified), and a plain directory is refused.
 func (r *Repo) Open(ctx context.Context, ref string) (*Revision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, newError("open", r.loc, ref, err)
 	}
+	if r.kind == kindLocal && ref == "" && r.opts.Verify != VerifyOff {
+		ref = "HEAD" // a working tree cannot be verified; its commit can
+	}
 	if r.kind != kindRemote && ref == "" {
+		if r.opts.Verify != VerifyOff {
+			err := &SignatureError{Object: "directory " + r.loc, Reason: "not a git repository, nothing to verify"}
+			return nil, &Error{Kind: ErrSignature, Op: "open", URL: r.loc, msg: err.Error(), Err: err}
+		}
 		// A local directory without a ref is its working tree as is.
 		return &Revision{FS: r.root.FS()}, nil
 	}
@@ -223,16 +234,31 @@ func (r *Repo) Open(ctx context.Context, ref string) (*Revision, error) {
 		return nil, &Error{Kind: ErrNotFound, Op: "open", URL: r.loc, Ref: ref, msg: msg, Err: &RefNotFoundError{Ref: ref}}
 	}
 	if r.kind == kindRemote && isExtraRef(ref) {
-		if err := r.fetchExtraRef(ctx, ref); err != nil {
+		if err := r.fetchExtraRef(ctx, ref, ref); err != nil {
 			return nil, err
 		}
 	}
+	rev, err := r.openLocked(ctx, ref)
+	var nf *RefNotFoundError
+	if r.kind == kindRemote && plumbing.IsHash(ref) && errors.As(err, &nf) {
+		// A commit on no branch or tag (a pull request's head, say): ask the
+		// server for it by SHA; servers that do not allow it say not found.
+		if err := r.fetchExtraRef(ctx, ref, shaRef(ref)); err != nil {
+			return nil, err
+		}
+		rev, err = r.openLocked(ctx, ref)
+	}
+	return rev, err
+}
+
+// openLocked resolves ref under the shared cache lock.
+func (r *Repo) openLocked(ctx context.Context, ref string) (*Revision, error) {
 	if r.kind == kindRemote {
 		l, err := acquireLock(ctx, r.dir+".lock", false)
 		if err != nil {
 			return nil, newError("open", r.loc, ref, err)
 		}
-		defer l.release()
+		defer func() { _ = l.release() }()
 	}
 	rev, err := r.revision(r.store(), ref)
 	if err != nil {

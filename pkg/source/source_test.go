@@ -3,8 +3,10 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -259,7 +261,7 @@ func TestLockWaitsForOtherUser(t *testing.T) {
 	_ = l.release()
 }
 
-func TestPullRequestRefsAreFetchedOnDemand(t *testing.T) {
+func TestRefsFetchedOnDemand(t *testing.T) {
 	root := t.TempDir()
 	w := newWorkRepo(t, root, "fleet")
 	base := w.commit("base", map[string]string{"a.txt": "base"})
@@ -287,6 +289,19 @@ func TestPullRequestRefsAreFetchedOnDemand(t *testing.T) {
 	_, err := repo.Open(context.Background(), "refs/pull/2/head")
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "refs/pull/2/head") {
 		t.Errorf("missing PR ref: error = %v, want not found naming it", err)
+	}
+
+	// A commit on no ref at all, by SHA: refused unless the server allows it.
+	w.git("checkout", "-q", "--detach", pr2)
+	loose := w.commit("unreferenced", map[string]string{"a.txt": "loose"})
+	w.git("checkout", "-q", "main")
+	w.git("update-ref", "refs/keep/loose", loose) // kept by the server, outside the mirrored refs
+	if _, err := repo.Open(context.Background(), loose); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), loose) {
+		t.Errorf("SHA not allowed by the server: error = %v, want not found naming it", err)
+	}
+	w.git("config", "uploadpack.allowAnySHA1InWant", "true")
+	if rev := mustRev(t, repo, loose); rev.Commit != loose || readString(t, rev, "a.txt") != "loose" {
+		t.Errorf("SHA fetched on demand = %s, want %s", rev.Commit, loose)
 	}
 }
 
@@ -330,5 +345,52 @@ func TestConcurrentReadsDuringFetch(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestHelperProcessFetch is not a test: TestTwoProcessesShareCache runs the
+// test binary with it to fetch from a second process.
+func TestHelperProcessFetch(t *testing.T) {
+	url, cache := os.Getenv("FLEETSYNC_SOURCE_HELPER_URL"), os.Getenv("FLEETSYNC_SOURCE_HELPER_CACHE")
+	if url == "" {
+		t.Skip("helper process only")
+	}
+	rev, repo, err := Resolve(context.Background(), url, "", Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	fmt.Println("HEAD=" + rev.Commit + "=" + readString(t, rev, "a.txt"))
+}
+
+func TestTwoProcessesShareCache(t *testing.T) {
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	for i := range 20 {
+		w.commit(fmt.Sprint(i), map[string]string{"a.txt": fmt.Sprint(i), fmt.Sprintf("f%d.txt", i): "x"})
+	}
+	head := w.head()
+	srv := newGitHTTPServer(t, root, "", "", false)
+	cache := t.TempDir()
+	outs := make([][]byte, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessFetch$", "-test.v")
+			cmd.Env = append(os.Environ(), "FLEETSYNC_SOURCE_HELPER_URL="+srv.URL+"/fleet", "FLEETSYNC_SOURCE_HELPER_CACHE="+cache)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		if errs[i] != nil || !strings.Contains(string(outs[i]), "HEAD="+head+"=19") {
+			t.Errorf("process %d: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	// Both used one mirror.
+	entries, err := filepath.Glob(filepath.Join(cache, "*"))
+	if err != nil || len(entries) != 2 { // the mirror and its lock file
+		t.Errorf("cache holds %v, want one mirror and its lock", entries)
 	}
 }

@@ -145,6 +145,14 @@ func TestSignatureVerification(t *testing.T) {
 		}
 	}
 
+	// A local repository without a ref is verified at HEAD (unsigned here);
+	// a plain directory cannot be verified at all.
+	if _, _, err := Resolve(ctx, dir, "", head); !errors.Is(err, ErrSignature) {
+		t.Errorf("local repository under head mode: error = %v, want ErrSignature", err)
+	}
+	if _, _, err := Resolve(ctx, t.TempDir(), "", head); !errors.Is(err, ErrSignature) {
+		t.Errorf("plain directory under head mode: error = %v, want ErrSignature", err)
+	}
 	if _, err := Open(ctx, "file://"+dir, Options{CacheDir: t.TempDir(), Verify: VerifyHead}); err == nil {
 		t.Error("head mode without keyring accepted")
 	}

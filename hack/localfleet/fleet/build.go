@@ -153,6 +153,10 @@ func Build(ctx context.Context, v Versions, progress io.Writer) (Binaries, error
 	if err := os.MkdirAll(bins.Dir, 0o755); err != nil {
 		return Binaries{}, fmt.Errorf("localfleet: create cache dir: %w", err)
 	}
+	// /proc/PID/exe shows the resolved path; pids are matched against it.
+	if real, err := filepath.EvalSymlinks(bins.Dir); err == nil {
+		bins.Dir = real
+	}
 	unlock, err := lockFile(ctx, filepath.Join(base, "build.lock"))
 	if err != nil {
 		return Binaries{}, err

@@ -115,6 +115,9 @@ func strays(dir string, known []pidEntry) []pidEntry {
 	if err != nil {
 		return nil
 	}
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		root = real
+	}
 	seen := map[int]bool{}
 	for _, e := range known {
 		seen[e.PID] = true

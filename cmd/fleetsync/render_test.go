@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runRenderCmd runs `fleetsync render ARGS` and returns stdout, stderr and the exit status.
+func runRenderCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := newRenderCmd()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	var ee *exitError
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			errOut.WriteString(ee.err.Error())
+		}
+		return out.String(), errOut.String(), ee.code
+	default:
+		t.Fatalf("render %v: %v", args, err)
+		return "", "", -1
+	}
+}
+
+var renderExample = filepath.Join("..", "..", "examples", "fleet-repo")
+
+// TestRenderCommandOut writes OUT/<cluster>/<app>.yaml, equal to the render golden files.
+func TestRenderCommandOut(t *testing.T) {
+	out := t.TempDir()
+	_, stderr, code := runRenderCmd(t, "--repo", renderExample, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	want := filepath.Join("..", "..", "pkg", "render", "testdata", "example-fleet", "want")
+	files, err := filepath.Glob(filepath.Join(want, "*", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files in %s: %v", want, err)
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(want, f)
+		got, err := os.ReadFile(filepath.Join(out, rel))
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+			continue
+		}
+		w, _ := os.ReadFile(f)
+		if !bytes.Equal(got, w) {
+			t.Errorf("%s differs from the render golden file", rel)
+		}
+	}
+}
+
+// TestRenderCommandStream writes one stream with a "# cluster/app" comment per pair.
+func TestRenderCommandStream(t *testing.T) {
+	stdout, stderr, code := runRenderCmd(t, "--repo", renderExample, "--cluster", "north", "--cluster", "south", "--app", "mes")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got := strings.Count(stdout, "\n# "); !strings.HasPrefix(stdout, "# north/mes\n") || got != 1 || !strings.Contains(stdout, "---\n# south/mes\n") {
+		t.Errorf("want pairs north/mes then south/mes, got:\n%.400s", stdout)
+	}
+	stdout, _, code = runRenderCmd(t, "--repo", renderExample, "--cluster", "east", "--app", "platform", "-o", "json")
+	if code != 0 || !strings.Contains(stdout, `"cluster": "east"`) || !strings.Contains(stdout, `"app": "platform"`) {
+		t.Errorf("json: exit %d, output %.300s", code, stdout)
+	}
+}
+
+// TestRenderCommandFailure: a failing pair writes nothing, the others are
+// written, errors go to stderr and the exit status is 1.
+func TestRenderCommandFailure(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.CopyFS(repo, os.DirFS(renderExample)); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(repo, "apps", "platform", "base")
+	pvc := "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: odd}\nspec:\n  storageClassName: unknown-class\n  accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Gi}}\n"
+	if err := os.WriteFile(filepath.Join(base, "odd-pvc.yaml"), []byte(pvc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err := os.ReadFile(filepath.Join(base, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k = []byte(strings.Replace(string(k), "resources:\n", "resources:\n  - odd-pvc.yaml\n", 1))
+	if err := os.WriteFile(filepath.Join(base, "kustomization.yaml"), k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	_, stderr, code := runRenderCmd(t, "--repo", repo, "--out", out)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, c := range []string{"north", "south", "east"} {
+		if !strings.Contains(stderr, c+`/platform: PersistentVolumeClaim/platform/odd: spec.storageClassName: storage class "unknown-class" is not mapped`) {
+			t.Errorf("stderr does not report %s/platform:\n%s", c, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(out, c, "platform.yaml")); err == nil {
+			t.Errorf("%s/platform.yaml written for a failed pair", c)
+		}
+		if _, err := os.Stat(filepath.Join(out, c, "mes.yaml")); err != nil {
+			t.Errorf("%s/mes.yaml not written: %v", c, err)
+		}
+	}
+}
