@@ -52,9 +52,12 @@ verify:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./pkg/fleet
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZTIME) ./pkg/source
+	$(GO) test -run '^$$' -fuzz '^FuzzSymlinkTarget$$' -fuzztime $(FUZZTIME) ./pkg/source
 
+# bench: every benchmark reports ratios against a baseline measured in the same run.
 bench:
-	@echo "bench: see docs/ARCHITECTURE.md#benchmarks"
+	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 3x ./pkg/source/
 
 fleet-up:
 	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/plan"
 	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/source"
 )
 
 // Targets of issue 4, reported next to the measurements (never asserted).
@@ -204,4 +207,49 @@ func checkImageTag(tb testing.TB, res *render.Result, app, tag string) {
 			tb.Fatalf("%s/%s: no Deployment rendered", c.Cluster, app)
 		}
 	}
+}
+
+// BenchmarkPlanOneAppChange plans a commit that changes one app of the
+// generated fleet, reading both commits from a real git repository (the
+// `fleetsync plan` path: two loads, two renders with one Renderer, the diff).
+func BenchmarkPlanOneAppChange(b *testing.B) {
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("git CLI not installed")
+	}
+	ctx := context.Background()
+	f := generateFleet(b, DefaultSpec())
+	git := func(args ...string) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "user.name=Bench", "-c", "user.email=bench@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+		cmd.Dir = f.Dir
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q", "-b", "main")
+	git("add", "-A")
+	git("commit", "-q", "-m", "fleet")
+	if err := f.SetImageTag(f.KustomizeApps[0], "v9.0.0"); err != nil {
+		b.Fatal(err)
+	}
+	git("commit", "-q", "-a", "-m", "one app")
+	src, err := source.Open(ctx, f.Dir, source.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+
+	var p *plan.Plan
+	for b.Loop() {
+		if p, err = plan.FromRefs(ctx, src, "main~1", "main", render.New(render.Options{})); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := p.Err(); err != nil {
+		b.Fatal(err)
+	}
+	if got, want := p.Summary.Changed, DefaultSpec().Clusters; got != want || len(p.Summary.AppsChanged) != 1 {
+		b.Fatalf("plan changes %d objects of apps %v, want %d of one app", got, p.Summary.AppsChanged, want)
+	}
+	fmt.Printf("SUMMARY plan of a one-app commit over %d pairs: %v\n", len(f.Pairs), perOp(b).Round(time.Millisecond))
 }

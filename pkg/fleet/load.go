@@ -46,6 +46,8 @@ type loader struct {
 	probs Problems
 	// docs maps each decoded object (a pointer) to the document it came from.
 	docs map[any]*document
+	// sels answers which clusters a selector selects.
+	sels selectorCache
 }
 
 func (l *loader) load() (*Repo, error) {

@@ -33,6 +33,7 @@ func (c checker) add(field, format string, args ...any) {
 
 // validate runs every semantic rule over the decoded objects.
 func (l *loader) validate(repo *Repo) {
+	l.sels.clusters = repo.Clusters
 	if repo.Fleet != nil {
 		l.validateFleet(repo.Fleet)
 	}

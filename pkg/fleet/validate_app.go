@@ -51,7 +51,7 @@ func (l *loader) validateApp(repo *Repo, a *v1alpha1.App) {
 		c.validateCustomization(repo, appDir, fmt.Sprintf("spec.customizations[%d]", i), s.Source, cu)
 	}
 	if s.Rollout != nil {
-		c.validateRollout(repo, a)
+		c.validateRollout(a)
 	}
 	switch s.Drift {
 	case "", v1alpha1.DriftReport, v1alpha1.DriftCorrect:
@@ -116,11 +116,12 @@ func (c checker) validateHelm(repo *Repo, appDir string, h *v1alpha1.HelmSource)
 // loopback host (a local test registry). It returns the problem message, or "".
 func checkChartRepo(repo string) string {
 	u, err := url.Parse(repo)
-	if err != nil || u.Host == "" {
-		return fmt.Sprintf("%q is not a URL: want https://HOST/PATH", repo)
-	}
-	if u.User != nil {
+	switch {
+	case strings.Contains(repo, "@") || (err == nil && u.User != nil):
+		// Not echoed: it may hold a password.
 		return "must not hold credentials (credentials never live in the fleet repo)"
+	case err != nil || u.Host == "":
+		return fmt.Sprintf("%q is not a URL: want https://HOST/PATH", repo)
 	}
 	switch u.Scheme {
 	case "https":
@@ -261,7 +262,7 @@ func findCycles(apps []*v1alpha1.App, graph map[string][]string) [][]string {
 
 // validateRollout checks the waves select clusters and that every target
 // cluster is in some wave (a cluster in no wave would never be rolled out to).
-func (c checker) validateRollout(repo *Repo, a *v1alpha1.App) {
+func (c checker) validateRollout(a *v1alpha1.App) {
 	r := a.Spec.Rollout
 	valid := true
 	for i, w := range r.Waves {
@@ -274,8 +275,8 @@ func (c checker) validateRollout(repo *Repo, a *v1alpha1.App) {
 		return
 	}
 	var missed []*v1alpha1.Cluster
-	for _, cl := range repo.TargetClusters(a) {
-		if !slices.ContainsFunc(r.Waves, func(w v1alpha1.Wave) bool { return Matches(w.ClusterSelector, cl) }) {
+	for _, cl := range c.l.sels.selectClusters(a.Spec.Targets.ClusterSelector) {
+		if !slices.ContainsFunc(r.Waves, func(w v1alpha1.Wave) bool { return c.l.sels.selects(w.ClusterSelector, cl) }) {
 			missed = append(missed, cl)
 		}
 	}

@@ -17,7 +17,7 @@ func (l *loader) validatePolicy(repo *Repo, p *v1alpha1.ScalePolicy) {
 	s := p.Spec
 	var clusters []*v1alpha1.Cluster
 	if c.selector("spec.targets.clusterSelector", s.Targets.ClusterSelector, "a policy without a clusterSelector applies nowhere (use {} for every cluster)") {
-		clusters = repo.Select(s.Targets.ClusterSelector)
+		clusters = l.sels.selectClusters(s.Targets.ClusterSelector)
 	}
 	switch s.Trigger.Metric {
 	case "cpu", "memory":
@@ -72,7 +72,7 @@ func (c checker) validateWorkload(repo *Repo, clusters []*v1alpha1.Cluster, fiel
 	case app == nil:
 		c.add(field+".app", "unknown app %q", w.App)
 	case len(clusters) > 0:
-		targets := repo.TargetClusters(app)
+		targets := c.l.sels.selectClusters(app.Spec.Targets.ClusterSelector)
 		if !slices.ContainsFunc(clusters, func(cl *v1alpha1.Cluster) bool { return slices.Contains(targets, cl) }) {
 			c.add(field+".app", "app %q runs on none of the policy's clusters (%s)", w.App, clusterNames(clusters))
 		}
@@ -110,7 +110,7 @@ func (l *loader) validatePolicyOverlaps(repo *Repo) {
 			continue
 		}
 		c := l.checker(p)
-		clusters := repo.Select(p.Spec.Targets.ClusterSelector)
+		clusters := l.sels.selectClusters(p.Spec.Targets.ClusterSelector)
 		claim := func(field, target string) {
 			var clash []string
 			other := ""

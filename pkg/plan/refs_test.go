@@ -165,6 +165,25 @@ func TestFromRefsExampleFleet(t *testing.T) {
 	}
 }
 
+// TestFromRefsURL reads the repository through a URL, as for a remote: the
+// repository is mirrored into a cache and both refs are read from the mirror.
+func TestFromRefsURL(t *testing.T) {
+	ctx := context.Background()
+	g, initial, scaled, _ := exampleHistory(t)
+	src, err := source.Open(ctx, "file://"+filepath.ToSlash(g.dir), source.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	p, err := FromRefs(ctx, src, initial, "main~1", render.New(render.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Err() != nil || p.Head != scaled || p.Summary.Changed != 3 {
+		t.Errorf("plan over file:// = %s..%s, %d changes, Err %v", p.Base, p.Head, p.Summary.Changed, p.Err())
+	}
+}
+
 func TestFromRefsBrokenHead(t *testing.T) {
 	ctx := context.Background()
 	g, _, scaled, _ := exampleHistory(t)

@@ -119,7 +119,8 @@ func newError(op, url, ref string, err error, secrets ...string) error {
 	if errors.As(err, &se) {
 		return err
 	}
-	return &Error{Kind: classify(err), Op: op, URL: url, Ref: ref, msg: scrub(err.Error(), secrets...), Err: err}
+	msg := strings.TrimRight(scrub(err.Error(), secrets...), ": \n")
+	return &Error{Kind: classify(err), Op: op, URL: url, Ref: ref, msg: msg, Err: err}
 }
 
 // scrub replaces every occurrence of a secret in s.

@@ -30,7 +30,7 @@ func (r *Repo) fetchOnce(ctx context.Context, g *git.Repository, stats *FetchSta
 	})
 	if err != nil {
 		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return fmt.Errorf("repository is empty: %w", ErrNotFound)
+			return fmt.Errorf("%w: the repository is empty", ErrNotFound)
 		}
 		return err
 	}

@@ -114,8 +114,9 @@ func newGitHTTPServer(t testing.TB, root, user, pass string, useTLS bool) *gitHT
 		t.Fatalf("git --exec-path: %v", err)
 	}
 	backend := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
+		Path:   filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
+		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
+		Stderr: io.Discard, // "Not a git repository" for the tests that ask for one
 	}
 	s := &gitHTTPServer{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
