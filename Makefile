@@ -52,6 +52,7 @@ verify:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./pkg/fleet
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) ./pkg/fleet
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZTIME) ./pkg/source
 	$(GO) test -run '^$$' -fuzz '^FuzzSymlinkTarget$$' -fuzztime $(FUZZTIME) ./pkg/source
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // BaselineStats describes one process-per-render run.
@@ -20,6 +21,9 @@ type BaselineStats struct {
 	Processes   int   // processes run (one per pair)
 	OutputBytes int64 // YAML written by all of them
 	MaxChildRSS int64 // largest peak RSS of one process, bytes (0 when unknown)
+	// CPU is the user+system CPU time of all the processes: unlike wall time,
+	// it hardly depends on what else the machine runs.
+	CPU time.Duration
 }
 
 // RunBaseline renders every pair the way a process-per-render tool does: one
@@ -37,9 +41,10 @@ func RunBaseline(ctx context.Context, f *Fleet, tools map[string]string, workers
 	for range workers {
 		wg.Go(func() {
 			for p := range jobs {
-				n, rss, err := runPair(ctx, f.Dir, tools[p.Tool], p)
+				n, rss, cpu, err := runPair(ctx, f.Dir, tools[p.Tool], p)
 				mu.Lock()
 				stats.Processes++
+				stats.CPU += cpu
 				stats.OutputBytes += n
 				stats.MaxChildRSS = max(stats.MaxChildRSS, rss)
 				if err != nil {
@@ -63,9 +68,10 @@ func RunBaseline(ctx context.Context, f *Fleet, tools map[string]string, workers
 	return stats, errors.Join(errs...)
 }
 
-func runPair(ctx context.Context, dir, bin string, p Pair) (int64, int64, error) {
+// runPair runs one process and returns its output size, peak RSS and CPU time.
+func runPair(ctx context.Context, dir, bin string, p Pair) (int64, int64, time.Duration, error) {
 	if bin == "" {
-		return 0, 0, fmt.Errorf("baseline %s/%s: no %s binary", p.Cluster, p.App, p.Tool)
+		return 0, 0, 0, fmt.Errorf("baseline %s/%s: no %s binary", p.Cluster, p.App, p.Tool)
 	}
 	cmd := exec.CommandContext(ctx, bin, p.Args...)
 	cmd.Dir = dir
@@ -74,18 +80,29 @@ func runPair(ctx context.Context, dir, bin string, p Pair) (int64, int64, error)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err := cmd.Run()
 	var rss int64
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
 			rss = ru.Maxrss * 1024 // kilobytes on Linux
 		}
 	}
 	if err != nil {
-		return out.n, rss, fmt.Errorf("baseline %s/%s: %s %s: %w: %s", p.Cluster, p.App, p.Tool, strings.Join(p.Args, " "), err, tail(stderr.String(), 500))
+		return out.n, rss, cpu, fmt.Errorf("baseline %s/%s: %s %s: %w: %s", p.Cluster, p.App, p.Tool, strings.Join(p.Args, " "), err, tail(stderr.String(), 500))
 	}
 	if out.n == 0 {
-		return 0, rss, fmt.Errorf("baseline %s/%s: %s wrote nothing", p.Cluster, p.App, p.Tool)
+		return 0, rss, cpu, fmt.Errorf("baseline %s/%s: %s wrote nothing", p.Cluster, p.App, p.Tool)
 	}
-	return out.n, rss, nil
+	return out.n, rss, cpu, nil
+}
+
+// SelfCPU returns this process's user+system CPU time so far.
+func SelfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // countWriter counts and discards.

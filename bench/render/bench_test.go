@@ -76,7 +76,7 @@ func BenchmarkRenderFleet(b *testing.B) {
 	f := generateFleet(b, DefaultSpec())
 	repo := load(b, f, revision(0))
 
-	var baseline time.Duration
+	var baseline, baselineCPU time.Duration
 	b.Run("baseline=process-per-render", func(b *testing.B) {
 		binDir, err := DefaultBinDir()
 		if err != nil {
@@ -94,19 +94,26 @@ func BenchmarkRenderFleet(b *testing.B) {
 			}
 		}
 		baseline = perOp(b)
+		baselineCPU = stats.CPU
 		b.ReportMetric(float64(stats.Processes), "processes/op")
+		b.ReportMetric(stats.CPU.Seconds(), "cpu-s/op")
 		b.ReportMetric(mb(stats.MaxChildRSS), "max-child-RSS-MB")
 	})
 
-	var full time.Duration
+	var full, fullCPU time.Duration
 	var peak int64
 	b.Run("fleetsync", func(b *testing.B) {
 		resetErr := ResetPeakRSS()
 		var stats render.Stats
+		cpu0, cpuErr := SelfCPU()
 		for range b.N {
 			stats = renderAll(b, render.New(render.Options{}), repo, len(f.Pairs)).Stats
 		}
 		full = perOp(b)
+		if cpu1, err := SelfCPU(); err == nil && cpuErr == nil {
+			fullCPU = (cpu1 - cpu0) / time.Duration(b.N)
+			b.ReportMetric(fullCPU.Seconds(), "cpu-s/op")
+		}
 		b.ReportMetric(float64(stats.Rendered), "renders/op")
 		if resetErr != nil {
 			b.Logf("peak RSS includes the setup: %v", resetErr)
@@ -118,6 +125,9 @@ func BenchmarkRenderFleet(b *testing.B) {
 		if baseline > 0 {
 			b.ReportMetric(float64(baseline)/float64(full), "x-faster-than-baseline")
 		}
+		if baselineCPU > 0 && fullCPU > 0 {
+			b.ReportMetric(float64(baselineCPU)/float64(fullCPU), "x-less-cpu-than-baseline")
+		}
 	})
 
 	if full > 0 {
@@ -126,6 +136,10 @@ func BenchmarkRenderFleet(b *testing.B) {
 		if baseline > 0 {
 			msg += fmt.Sprintf("; baseline %v: %.1fx faster (target >= %.0fx)",
 				baseline.Round(time.Millisecond), float64(baseline)/float64(full), targetSpeedup)
+		}
+		if baselineCPU > 0 && fullCPU > 0 {
+			msg += fmt.Sprintf("; CPU time %v vs baseline %v: %.1fx less",
+				fullCPU.Round(time.Millisecond), baselineCPU.Round(time.Millisecond), float64(baselineCPU)/float64(fullCPU))
 		}
 		// b.Log of a parent benchmark is not shown; this line is the summary.
 		fmt.Println("SUMMARY", msg)

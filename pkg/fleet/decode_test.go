@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -90,4 +91,30 @@ func TestDecodeIntoIntRange(t *testing.T) {
 	if diff := cmp.Diff(want, Problems(doc.decodeInto(&p))); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
+}
+
+// FuzzDecodeFile feeds single files to the parser and the strict decoder of
+// every kind: no input may panic, and a file decoded without problems must
+// decode to an object that encodes to JSON.
+func FuzzDecodeFile(f *testing.F) {
+	f.Add([]byte("apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: a}\nspec: {source: {kustomize: {path: base}}}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("spec:\n  values: {a: !!binary aGVsbG8=, b: 0x1F, c: -.inf, d: 2001-12-14t21:59:43.10-05:00}\n"))
+	f.Add([]byte("metadata:\n  labels: {a: 1, b: true, c: null}\nspec: {nodePools: [{name: p, machineDeployment: {}}], trigger: {threshold: 99999999999}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, probs := parseDocument("x.yaml", data)
+		if doc == nil {
+			if len(probs) == 0 {
+				t.Fatal("no document and no problem")
+			}
+			return
+		}
+		for _, obj := range []any{&v1alpha1.App{}, &v1alpha1.Cluster{}, &v1alpha1.ScalePolicy{}, &v1alpha1.Fleet{}} {
+			if probs := doc.decodeInto(obj); len(probs) == 0 {
+				if _, err := json.Marshal(obj); err != nil {
+					t.Fatalf("decoded %T does not encode: %v", obj, err)
+				}
+			}
+		}
+	})
 }

@@ -55,9 +55,10 @@ type Options struct {
 // content-addressed render cache: a later Render re-renders only the pairs
 // whose inputs changed.
 type Renderer struct {
-	opts   Options
-	cache  *renderCache
-	charts *chartStore
+	opts     Options
+	cache    *renderCache
+	finished *finishCache
+	charts   *chartStore
 }
 
 // New returns a Renderer.
@@ -68,7 +69,7 @@ func New(opts Options) *Renderer {
 	if opts.DefaultKubeVersion == "" {
 		opts.DefaultKubeVersion = DefaultKubeVersion
 	}
-	return &Renderer{opts: opts, cache: newRenderCache(), charts: newChartStore(opts)}
+	return &Renderer{opts: opts, cache: newRenderCache(), finished: newFinishCache(), charts: newChartStore(opts)}
 }
 
 // Selection limits a render to some clusters and apps; empty means all.
@@ -103,6 +104,10 @@ type ClusterResult struct {
 // AppResult is one (cluster, app) pair. Err != nil => Objects == nil. Objects are in
 // DESIGN order (CRDs, Namespaces, other cluster-scoped, namespaced; stable inside),
 // each labelled fleetsync.dev/app and annotated fleetsync.dev/revision.
+//
+// Objects are read-only: a later Render of the same Renderer may return the
+// same objects for an unchanged pair (that is what makes re-rendering cheap).
+// DeepCopy an object before changing it.
 type AppResult struct {
 	App     string
 	Objects []*unstructured.Unstructured
@@ -119,7 +124,8 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		rev = LocalRevision
 	}
 	res := &Result{Revision: rev}
-	jobs, bad := selectPairs(repo, sel)
+	m := newMatcher()
+	jobs, bad := selectPairs(repo, sel, m)
 	snap, err := takeSnapshot(repo.FS)
 	if err != nil {
 		for _, j := range jobs {
@@ -127,7 +133,7 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		}
 		snap = &snapshot{}
 	}
-	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, flights: map[string]*flight{}}
+	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}}
 	sem := make(chan struct{}, r.opts.Concurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
@@ -144,7 +150,11 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 				return
 			}
 			defer func() { <-sem }()
-			j.objs, j.err = run.renderPair(ctx, j.cluster, j.app)
+			if err := ctx.Err(); err != nil {
+				j.err = pairErr(j.cluster, j.app, err)
+				return
+			}
+			j.src, j.err = run.renderPair(ctx, j.cluster, j.app)
 		}()
 	}
 	wg.Wait()

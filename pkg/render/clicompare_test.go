@@ -111,7 +111,7 @@ func TestCLICompareHelm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := &renderRun{r: New(Options{}), repo: repo, snap: snap, flights: map[string]*flight{}}
+			run := &renderRun{r: New(Options{}), repo: repo, snap: snap, match: newMatcher(), flights: map[string]*flight{}}
 			spec, err := run.spec(context.Background(), c, app)
 			if err != nil {
 				t.Fatal(err)

@@ -41,7 +41,7 @@ type badPair struct {
 
 // selectPairs lists the selected (cluster, app) pairs where the app targets
 // the cluster, and error pairs for selected names not in the repo.
-func selectPairs(repo *fleet.Repo, sel Selection) ([]*pairJob, []badPair) {
+func selectPairs(repo *fleet.Repo, sel Selection, m *matcher) ([]*pairJob, []badPair) {
 	var bad []badPair
 	clusters := repo.Clusters
 	var clusterNames []string
@@ -89,7 +89,7 @@ func selectPairs(repo *fleet.Repo, sel Selection) ([]*pairJob, []badPair) {
 	var jobs []*pairJob
 	for _, c := range clusters {
 		for _, a := range apps {
-			if fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
+			if m.matches(a.Spec.Targets.ClusterSelector, c) {
 				jobs = append(jobs, &pairJob{cluster: c, app: a})
 			}
 		}

@@ -1,15 +1,19 @@
 package render
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
-	"github.com/fleetsync/fleetsync/pkg/fleet"
 )
 
 // clusterScoped lists the built-in cluster-scoped kinds by group/kind.
@@ -78,34 +82,50 @@ func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	c := jobs[0].cluster
 	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}, revision: run.revision}
+	var crds []string
 	for _, j := range jobs {
-		for _, o := range j.objs {
-			if gkOf(o) == "/Namespace" {
-				facts.explicit[str(o, "metadata", "name")] = true
-			}
-			if gkOf(o) == "apiextensions.k8s.io/CustomResourceDefinition" {
-				facts.scoped[str(o, "spec", "group")+"/"+str(o, "spec", "names", "kind")] = str(o, "spec", "scope") == "Cluster"
-			}
+		if j.src == nil {
+			continue
+		}
+		for _, ns := range j.src.namespaces {
+			facts.explicit[ns] = true
+		}
+		for gk, cs := range j.src.crdScopes {
+			facts.scoped[gk] = cs
+			crds = append(crds, gk+"="+strconv.FormatBool(cs))
 		}
 	}
 	// The Namespace object of spec.namespace goes to the first app (by name)
 	// targeting the cluster with that namespace, unless a rendered app has it.
 	for _, a := range run.repo.Apps {
 		ns := a.Spec.Namespace
-		if _, taken := facts.nsOwner[ns]; ns != "" && !taken && fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
+		if _, taken := facts.nsOwner[ns]; ns != "" && !taken && run.match.matches(a.Spec.Targets.ClusterSelector, c) {
 			facts.nsOwner[ns] = a.Metadata.Name
 		}
 	}
+	ckey, kerr := run.clusterKey(facts, crds)
 	pairs := make([]AppResult, len(jobs))
 	for i, j := range jobs {
-		pairs[i] = AppResult{App: j.app.Metadata.Name, Err: j.err}
+		name := j.app.Metadata.Name
+		pairs[i] = AppResult{App: name, Err: j.err}
 		if j.err != nil {
 			continue
 		}
-		objs, err := run.finishApp(facts, j.app, j.objs)
+		ns := j.app.Spec.Namespace
+		autoNS := ns != "" && facts.nsOwner[ns] == name && !facts.explicit[ns]
+		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
+		slot := c.Metadata.Name + "/" + name
+		if objs, ok := run.r.finished.get(slot, key); ok && kerr == nil {
+			pairs[i].Objects = objs
+			continue
+		}
+		objs, err := run.finishApp(facts, j.app, j.src.objs, autoNS)
 		if err != nil {
 			pairs[i].Err = pairErr(c, j.app, err)
 			continue
+		}
+		if kerr == nil {
+			run.r.finished.put(slot, key, objs)
 		}
 		pairs[i].Objects = objs
 	}
@@ -113,8 +133,81 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	return pairs
 }
 
+// clusterKey fingerprints what the per-cluster steps of every app on the
+// cluster depend on, besides the app itself and its source render.
+func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, error) {
+	type policy struct {
+		Name   string                   `json:"name"`
+		Spec   v1alpha1.ScalePolicySpec `json:"spec"`
+		Attach string                   `json:"attach"`
+	}
+	var policies []policy
+	for _, p := range run.repo.ScalePolicies {
+		if run.match.matches(p.Spec.Targets.ClusterSelector, f.cluster) {
+			policies = append(policies, policy{p.Metadata.Name, p.Spec, run.nodePoolApp(p, f.cluster)})
+		}
+	}
+	sort.Strings(crds)
+	explicit := make([]string, 0, len(f.explicit))
+	for ns := range f.explicit {
+		explicit = append(explicit, ns)
+	}
+	sort.Strings(explicit)
+	b, err := json.Marshal(map[string]any{
+		"cluster":  f.cluster.Metadata.Name,
+		"spec":     f.cluster.Spec,
+		"revision": f.revision,
+		"crds":     crds,
+		"explicit": explicit,
+		"policies": policies,
+	})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// finishCache keeps the finished objects of the latest renders of each
+// (cluster, app), so an unchanged pair costs nothing to render again.
+type finishCache struct {
+	mu sync.Mutex
+	m  map[string][]finished
+}
+
+type finished struct {
+	key  string
+	objs []*unstructured.Unstructured
+}
+
+// maxFinishedPerPair keeps two versions per pair: the base and head of a plan.
+const maxFinishedPerPair = 2
+
+func newFinishCache() *finishCache { return &finishCache{m: map[string][]finished{}} }
+
+func (c *finishCache) get(slot, key string) ([]*unstructured.Unstructured, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.m[slot] {
+		if f.key == key {
+			return f.objs, true
+		}
+	}
+	return nil, false
+}
+
+func (c *finishCache) put(slot, key string, objs []*unstructured.Unstructured) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := append([]finished{{key, objs}}, c.m[slot]...)
+	if len(l) > maxFinishedPerPair {
+		l = l[:maxFinishedPerPair]
+	}
+	c.m[slot] = l
+}
+
 // finishApp copies the shared render and applies the per-cluster steps.
-func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []object) ([]*unstructured.Unstructured, error) {
+func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []object, autoNS bool) ([]*unstructured.Unstructured, error) {
 	objs := make([]object, 0, len(shared)+2)
 	for _, o := range shared {
 		objs = append(objs, runtime.DeepCopyJSON(o))
@@ -126,7 +219,7 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 				child(o, "metadata")["namespace"] = ns
 			}
 		}
-		if f.nsOwner[ns] == app.Metadata.Name && !f.explicit[ns] {
+		if autoNS {
 			objs = append(objs, object{
 				"apiVersion": "v1", "kind": "Namespace",
 				"metadata": map[string]any{"name": ns},

@@ -83,7 +83,7 @@ func loadLocalChart(snap *snapshot, appDir, ref string, d *deps) (*chart.Chart, 
 // helmValues computes the effective values, lowest precedence first: (chart
 // defaults, applied by Helm,) valuesFiles, values, the cluster's values under
 // "cluster", each matching customization's values.
-func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, d *deps) (map[string]any, error) {
+func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, m *matcher) (map[string]any, error) {
 	src := app.Spec.Source.Helm
 	appDir := fleet.AppDir(app.Metadata.Name)
 	vals := map[string]any{}
@@ -92,7 +92,6 @@ func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1al
 		if err != nil {
 			return nil, fmt.Errorf("values file %s: %w", f, err)
 		}
-		d.add(snap, p)
 		b, err := snap.readFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("values file %s: %w", p, err)
@@ -113,7 +112,7 @@ func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1al
 		vals = mergeValues(vals, map[string]any{"cluster": clusterVals})
 	}
 	for _, cu := range app.Spec.Customizations {
-		if fleet.Matches(cu.ClusterSelector, c) {
+		if m.matches(cu.ClusterSelector, c) {
 			vals = mergeValues(vals, cu.Values)
 		}
 	}

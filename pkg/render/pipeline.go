@@ -19,6 +19,7 @@ type renderRun struct {
 	r        *Renderer
 	repo     *fleet.Repo
 	revision string
+	match    *matcher
 	snap     *snapshot
 	charts   chartFetches
 
@@ -32,7 +33,7 @@ type renderRun struct {
 type pairJob struct {
 	cluster *v1alpha1.Cluster
 	app     *v1alpha1.App
-	objs    []object // shared with other pairs: copy before changing
+	src     *cacheEntry // shared with other pairs: copy before changing
 	err     error
 }
 
@@ -40,7 +41,7 @@ type pairJob struct {
 // for the same flight.
 type flight struct {
 	once sync.Once
-	objs []object
+	src  *cacheEntry
 	err  error
 }
 
@@ -72,7 +73,7 @@ func (s *renderSpec) key() (string, error) {
 
 // renderPair renders the app's source for the cluster (before the
 // per-cluster finishing steps), sharing identical renders.
-func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) ([]object, error) {
+func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*cacheEntry, error) {
 	spec, err := run.spec(ctx, c, app)
 	if err != nil {
 		return nil, pairErr(c, app, err)
@@ -91,16 +92,16 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 	first := false
 	f.once.Do(func() {
 		first = true
-		if objs, ok := run.r.cache.get(key, run.snap); ok {
+		if e, ok := run.r.cache.get(key, run.snap); ok {
 			run.cached.Add(1)
-			f.objs = objs
+			f.src = e
 			return
 		}
 		d := newDeps()
-		f.objs, f.err = run.renderSource(ctx, spec, d)
+		objs, err := run.renderSource(ctx, spec, d)
 		run.rendered.Add(1)
-		if f.err == nil {
-			run.r.cache.put(key, d, f.objs)
+		if f.err = err; err == nil {
+			f.src = run.r.cache.put(key, d, objs)
 		}
 	})
 	if !first {
@@ -109,7 +110,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 	if f.err != nil {
 		return nil, pairErr(c, app, f.err)
 	}
-	return f.objs, nil
+	return f.src, nil
 }
 
 func pairErr(c *v1alpha1.Cluster, app *v1alpha1.App, err error) error {
@@ -121,7 +122,7 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 	appDir := fleet.AppDir(app.Metadata.Name)
 	s := &renderSpec{AppDir: appDir}
 	for _, cu := range app.Spec.Customizations {
-		if fleet.Matches(cu.ClusterSelector, c) {
+		if run.match.matches(cu.ClusterSelector, c) {
 			s.Patches = append(s.Patches, cu.Patches...)
 		}
 	}
@@ -132,7 +133,7 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 	case src.Kustomize != nil:
 		p := src.Kustomize.Path
 		for _, cu := range app.Spec.Customizations {
-			if cu.Kustomize != nil && fleet.Matches(cu.ClusterSelector, c) {
+			if cu.Kustomize != nil && run.match.matches(cu.ClusterSelector, c) {
 				p = cu.Kustomize.Path
 			}
 		}
@@ -152,7 +153,7 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 		if s.Namespace == "" {
 			s.Namespace = "default"
 		}
-		vals, err := helmValues(run.snap, run.repo, c, app, newDeps())
+		vals, err := helmValues(run.snap, run.repo, c, app, run.match)
 		if err != nil {
 			return nil, err
 		}
@@ -257,13 +258,19 @@ func (run *renderRun) stats(pairs int) Stats {
 // renderCache keeps source renders across Render calls, keyed by the
 // renderSpec hash and validated by the digests of the files they read.
 type renderCache struct {
-	mu sync.Mutex
-	m  map[string][]*cacheEntry
+	mu     sync.Mutex
+	m      map[string][]*cacheEntry
+	lastID uint64
 }
 
+// cacheEntry is one source render: its objects (never changed once
+// stored), the paths it read, and what the per-cluster steps need from it.
 type cacheEntry struct {
-	deps *deps
-	objs []object
+	id         uint64
+	deps       *deps
+	objs       []object
+	namespaces []string        // Namespace objects it renders
+	crdScopes  map[string]bool // group/kind of its CRDs -> cluster-scoped
 }
 
 // Cache bounds: a few variants per key (e.g. the base and head of a plan),
@@ -275,27 +282,39 @@ const (
 
 func newRenderCache() *renderCache { return &renderCache{m: map[string][]*cacheEntry{}} }
 
-func (c *renderCache) get(key string, snap *snapshot) ([]object, bool) {
+func (c *renderCache) get(key string, snap *snapshot) (*cacheEntry, bool) {
 	c.mu.Lock()
 	entries := append([]*cacheEntry(nil), c.m[key]...)
 	c.mu.Unlock()
 	for _, e := range entries {
 		if e.deps.valid(snap) {
-			return e.objs, true
+			return e, true
 		}
 	}
 	return nil, false
 }
 
-func (c *renderCache) put(key string, d *deps, objs []object) {
+func (c *renderCache) put(key string, d *deps, objs []object) *cacheEntry {
+	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}}
+	for _, o := range objs {
+		switch gkOf(o) {
+		case "/Namespace":
+			e.namespaces = append(e.namespaces, str(o, "metadata", "name"))
+		case "apiextensions.k8s.io/CustomResourceDefinition":
+			e.crdScopes[str(o, "spec", "group")+"/"+str(o, "spec", "names", "kind")] = str(o, "spec", "scope") == "Cluster"
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lastID++
+	e.id = c.lastID
 	if len(c.m) >= maxCacheKeys {
 		c.m = map[string][]*cacheEntry{}
 	}
-	l := append([]*cacheEntry{{deps: d, objs: objs}}, c.m[key]...)
+	l := append([]*cacheEntry{e}, c.m[key]...)
 	if len(l) > maxEntriesPerKey {
 		l = l[:maxEntriesPerKey]
 	}
 	c.m[key] = l
+	return e
 }

@@ -208,4 +208,3 @@ func findObject(t *testing.T, p *AppResult, kind, name string) object {
 	t.Fatalf("%s/%s not rendered", kind, name)
 	return nil
 }
-

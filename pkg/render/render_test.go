@@ -233,6 +233,13 @@ func TestCacheRerendersOnlyChangedApp(t *testing.T) {
 	if !strings.Contains(outputs(t, changed)["beta/web.yaml"], "nginx:1.29") {
 		t.Errorf("beta/web not re-rendered with the new image")
 	}
+	// Unchanged pairs come back as the very same (read-only) objects.
+	if a, b := same.Get("alpha", "api").Objects, changed.Get("alpha", "api").Objects; len(a) == 0 || a[0] != b[0] {
+		t.Errorf("alpha/api: unchanged pair was finished again")
+	}
+	if a, b := same.Get("beta", "web").Objects, changed.Get("beta", "web").Objects; a[0] == b[0] {
+		t.Errorf("beta/web: changed pair returned the old objects")
+	}
 	// An unrelated file in the repo changes nothing.
 	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -285,5 +292,48 @@ func TestConcurrentRender(t *testing.T) {
 		if strings.HasSuffix(k, ".err") {
 			t.Errorf("%s: %s", k, v)
 		}
+	}
+}
+
+// TestCapabilitiesOptions: versions known from a live cluster override the
+// fleet repo's, and extra API versions reach .Capabilities.APIVersions.
+func TestCapabilitiesOptions(t *testing.T) {
+	repo := loadRepo(t, "testdata/golden/helm/repo")
+	r := New(Options{
+		KubeVersions: map[string]string{"alpha": "v1.38.1"},
+		APIVersions:  map[string][]string{"alpha": {"monitoring.coreos.com/v1"}},
+	})
+	res := r.Render(context.Background(), repo, Selection{})
+	for cluster, want := range map[string][2]string{
+		"alpha": {"v1.38.1", "true"},  // from the options
+		"beta":  {"v1.37.2", "false"}, // DefaultKubeVersion, Helm's default API versions
+	} {
+		p := res.Get(cluster, "shop")
+		if p == nil || p.Err != nil {
+			t.Fatalf("%s: %+v", cluster, p)
+		}
+		cm := findObject(t, p, "ConfigMap", "shop-release-values")
+		if got := [2]string{str(cm, "data", "kubeVersion"), str(cm, "data", "monitoring")}; got != want {
+			t.Errorf("%s: kubeVersion, monitoring = %v, want %v", cluster, got, want)
+		}
+	}
+}
+
+// TestRenderCancelled: a cancelled context fails every pair, naming it.
+func TestRenderCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := New(Options{Concurrency: 1}).Render(ctx, loadRepo(t, "testdata/golden/scale/repo"), Selection{})
+	n := 0
+	for _, c := range res.Clusters {
+		for _, a := range c.Apps {
+			n++
+			if a.Err == nil || !strings.Contains(a.Err.Error(), c.Cluster+"/"+a.App+": ") || !strings.Contains(a.Err.Error(), "context canceled") {
+				t.Errorf("%s/%s: want a context canceled error, got %v", c.Cluster, a.App, a.Err)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("got %d pairs, want 4", n)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
-	"github.com/fleetsync/fleetsync/pkg/fleet"
 )
 
 // Cluster API autoscaler annotations set on a node pool's MachineDeployment.
@@ -21,7 +20,7 @@ const (
 func (run *renderRun) scaleObjects(c *v1alpha1.Cluster, app *v1alpha1.App, objs []object) ([]object, error) {
 	var out []object
 	for _, p := range run.repo.ScalePolicies {
-		if !fleet.Matches(p.Spec.Targets.ClusterSelector, c) {
+		if !run.match.matches(p.Spec.Targets.ClusterSelector, c) {
 			continue
 		}
 		for _, w := range p.Spec.Workloads {
@@ -49,7 +48,7 @@ func (run *renderRun) scaleObjects(c *v1alpha1.Cluster, app *v1alpha1.App, objs 
 // cluster: the app of the first workload that targets the cluster.
 func (run *renderRun) nodePoolApp(p *v1alpha1.ScalePolicy, c *v1alpha1.Cluster) string {
 	for _, w := range p.Spec.Workloads {
-		if a := run.repo.App(w.App); a != nil && fleet.Matches(a.Spec.Targets.ClusterSelector, c) {
+		if a := run.repo.App(w.App); a != nil && run.match.matches(a.Spec.Targets.ClusterSelector, c) {
 			return a.Metadata.Name
 		}
 	}
