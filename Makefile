@@ -59,6 +59,7 @@ fuzz:
 # bench: every benchmark reports ratios against a baseline measured in the same run.
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 3x ./pkg/source/
+	$(GO) test -run '^$$' -bench . -benchtime 5s -timeout 60m ./bench/render/
 
 fleet-up:
 	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)

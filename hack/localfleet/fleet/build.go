@@ -16,7 +16,7 @@ import (
 
 // recipe is bumped whenever the way binaries are built changes, so that
 // stale caches are not reused.
-const recipe = "r1"
+const recipe = "r2"
 
 // Versions pins every binary the local fleet runs.
 type Versions struct {
@@ -204,7 +204,7 @@ func buildTarget(ctx context.Context, base, goVersion string, t target, bins Bin
 	tmp := bins.Path("." + t.name + ".tmp")
 	cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-trimpath", "-ldflags", t.ldflags, "-o", tmp, t.pkg)
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	fmt.Fprintf(progress, "building %s ...\n", what)
