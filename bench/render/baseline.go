@@ -129,10 +129,11 @@ func PeakRSS() (int64, error) {
 		return 0, fmt.Errorf("peak RSS: %w", err)
 	}
 	defer f.Close()
-	return parseVmHWM(f)
+	return parsePeakRSS(f)
 }
 
-func parseVmHWM(r io.Reader) (int64, error) {
+// parsePeakRSS reads the VmHWM line of a /proc/PID/status file, in bytes.
+func parsePeakRSS(r io.Reader) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")

@@ -1,6 +1,8 @@
 package renderbench
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,20 +48,30 @@ func TestGeneratedFleetLoadsAndRenders(t *testing.T) {
 
 func TestSetImageTag(t *testing.T) {
 	f := generateFleet(t, Spec{Clusters: 1, Apps: 2})
-	if err := f.SetImageTag(f.KustomizeApps[0], "v9.9.9"); err != nil {
+	app := f.KustomizeApps[0]
+	if err := f.SetImageTag(app, "v9.9.9"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.SetImageTag("missing", "v1"); err == nil {
-		t.Error("SetImageTag of a missing app succeeded")
+	b, err := os.ReadFile(filepath.Join(f.Dir, "apps", app, "base", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "image: registry.example/fleet/" + app + ":v9.9.9\n"; !strings.Contains(string(b), want) {
+		t.Errorf("deployment lacks %q after SetImageTag:\n%s", want, b)
+	}
+	for _, bad := range []string{"missing", f.HelmApps[0], "../" + app} {
+		if err := f.SetImageTag(bad, "v1"); err == nil {
+			t.Errorf("SetImageTag(%q) succeeded", bad)
+		}
 	}
 }
 
-func TestParseVmHWM(t *testing.T) {
-	got, err := parseVmHWM(strings.NewReader("Name:\tx\nVmPeak:\t  9 kB\nVmHWM:\t   2064 kB\nVmRSS:\t 1 kB\n"))
+func TestParsePeakRSS(t *testing.T) {
+	got, err := parsePeakRSS(strings.NewReader("Name:\tx\nVmPeak:\t  9 kB\nVmHWM:\t   2064 kB\nVmRSS:\t 1 kB\n"))
 	if err != nil || got != 2064*1024 {
-		t.Errorf("parseVmHWM = %d, %v; want %d", got, err, 2064*1024)
+		t.Errorf("parsePeakRSS = %d, %v; want %d", got, err, 2064*1024)
 	}
-	if _, err := parseVmHWM(strings.NewReader("Name:\tx\n")); err == nil {
-		t.Error("parseVmHWM without VmHWM succeeded")
+	if _, err := parsePeakRSS(strings.NewReader("Name:\tx\n")); err == nil {
+		t.Error("parsePeakRSS without VmHWM succeeded")
 	}
 }

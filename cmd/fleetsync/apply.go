@@ -56,29 +56,32 @@ healthy, 1 otherwise.`,
 	return cmd
 }
 
-// applyLoadRepo reads --repo at --ref and loads the fleet model.
-func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (*fleet.Repo, error) {
+// applyLoadRepo reads --repo at --ref and loads the fleet model. The repo's files
+// are read until close is called.
+func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (repo *fleet.Repo, close func(), err error) {
 	rev, src, err := sf.resolve(ctx, repoArg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() { _ = src.Close() }()
-	repo, err := fleet.Load(ctx, rev.FS)
+	close = func() { _ = src.Close() }
+	repo, err = fleet.Load(ctx, rev.FS)
 	if err != nil {
-		return nil, err
+		close()
+		return nil, nil, err
 	}
 	repo.Revision = rev.Commit
-	return repo, nil
+	return repo, close, nil
 }
 
 func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
-	repo, err := applyLoadRepo(ctx, &o.source, o.repo)
+	repo, closeRepo, err := applyLoadRepo(ctx, &o.source, o.repo)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	defer closeRepo()
 	if err := checkClusters(repo, o.clusters); err != nil {
 		return &exitError{code: 1, err: err}
 	}

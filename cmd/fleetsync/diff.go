@@ -60,10 +60,11 @@ func runDiff(ctx context.Context, o diffCmdOptions, w io.Writer) error {
 	if o.output != "text" && o.output != "json" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %s: want text or json", o.output)}
 	}
-	repo, err := applyLoadRepo(ctx, &o.source, o.repo)
+	repo, closeRepo, err := applyLoadRepo(ctx, &o.source, o.repo)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	defer closeRepo()
 	if err := checkClusters(repo, o.clusters); err != nil {
 		return &exitError{code: 2, err: err}
 	}

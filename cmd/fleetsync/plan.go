@@ -22,6 +22,7 @@ type planFlags struct {
 	source           sourceFlags
 }
 
+// BindFlags adds plan's flags.
 func (f *planFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repo: a git URL or a directory inside a git repository")
 	fs.StringVar(&f.base, "base", "", "git ref of the base (e.g. the pull request's target branch)")

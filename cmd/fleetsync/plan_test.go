@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,27 +57,12 @@ func planRepo(t *testing.T) (dir, example, scaled, broken string) {
 	return dir, example, scaled, broken
 }
 
-// runCLI runs fleetsync with args and returns its output (with the error
-// main would print) and the exit status main would use.
+// runCLI runs fleetsync with args and returns its output (stdout, then
+// stderr with the error main would print) and the exit status main would use.
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	if err == nil {
-		return out.String(), 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			out.WriteString("Error: " + ee.err.Error())
-		}
-		return out.String(), ee.code
-	}
-	return out.String() + err.Error(), 1
+	out, errOut, code := execute(t, newRootCmd(), args...)
+	return out + errOut, code
 }
 
 func TestPlanCommand(t *testing.T) {

@@ -9,31 +9,41 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
-// runValidateCmd runs `fleetsync validate ARGS` and returns stdout and the exit status.
-func runValidateCmd(t *testing.T, args ...string) (string, int) {
+// execute runs cmd with args the way main does and returns its stdout, its
+// stderr followed by the error main would print, and the exit status main
+// would use.
+func execute(t *testing.T, cmd *cobra.Command, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := newValidateCmd()
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var ee *exitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			t.Logf("error: %v", ee.err)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		code = 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code, err = ee.code, ee.err
 		}
-		return out.String(), ee.code
-	default:
-		t.Fatalf("validate %v: %v", args, err)
-		return "", -1
+		if err != nil {
+			errOut.WriteString("Error: " + err.Error() + "\n")
+		}
 	}
+	return out.String(), errOut.String(), code
+}
+
+// runValidateCmd runs `fleetsync validate ARGS` and returns stdout and the exit status.
+func runValidateCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, errOut, code := execute(t, newValidateCmd(), args...)
+	if errOut != "" {
+		t.Logf("stderr: %s", errOut)
+	}
+	return out, code
 }
 
 func TestValidateExampleFleet(t *testing.T) {

@@ -12,14 +12,7 @@ import (
 // TestSchemasUpToDate fails when schemas/ differs from what the Go types
 // generate (run `make generate`).
 func TestSchemasUpToDate(t *testing.T) {
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := generate(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, files := generateSchemas(t)
 	if len(files) != 4 {
 		t.Fatalf("generated %d schemas, want 4", len(files))
 	}
@@ -44,14 +37,7 @@ func TestSchemasUpToDate(t *testing.T) {
 // TestSchemaShape checks the parts of a schema that do not come from plain
 // reflection: kind constants, enums, descriptions from comments, strictness.
 func TestSchemaShape(t *testing.T) {
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := generate(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, files := generateSchemas(t)
 	var app map[string]any
 	for _, f := range files {
 		if f.name == "app.json" {
@@ -88,4 +74,19 @@ func TestSchemaShape(t *testing.T) {
 			t.Errorf("app.json %v (-want +got):\n%s", c.keys, diff)
 		}
 	}
+}
+
+// generateSchemas generates the schemas from the module's Go types and
+// returns the module root with them.
+func generateSchemas(t *testing.T) (string, []schemaFile) {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := generate(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, files
 }

@@ -38,12 +38,12 @@ func generate(root string) ([]schemaFile, error) {
 		{"fleet.json", v1alpha1.KindFleet, &v1alpha1.Fleet{}},
 		{"scalepolicy.json", v1alpha1.KindScalePolicy, &v1alpha1.ScalePolicy{}},
 	}
+	r, err := reflector(root)
+	if err != nil {
+		return nil, err
+	}
 	var files []schemaFile
 	for _, k := range kinds {
-		r, err := reflector(root)
-		if err != nil {
-			return nil, err
-		}
 		s := r.Reflect(k.v)
 		s.Title = fmt.Sprintf("fleetsync %s (%s)", k.kind, v1alpha1.GroupVersion)
 		setProp(s, "apiVersion", func(p *jsonschema.Schema) { p.Const = v1alpha1.GroupVersion })

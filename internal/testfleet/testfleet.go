@@ -53,6 +53,10 @@ func Main(m *testing.M, clusters ...string) int {
 	defer stop()
 
 	if dir := os.Getenv(EnvDir); dir != "" {
+		if !filepath.IsAbs(dir) {
+			fmt.Fprintf(os.Stderr, "testfleet: $%s=%s must be an absolute path (go test runs in each package's directory)\n", EnvDir, dir)
+			return 1
+		}
 		f, err := fleet.Load(dir)
 		if err == nil {
 			err = f.Live()
@@ -76,6 +80,9 @@ func Main(m *testing.M, clusters ...string) int {
 	f, err := fleet.Up(ctx, fleet.Options{Dir: dir, Clusters: clusters, Progress: os.Stderr, Attached: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testfleet: start fleet in %s: %v\n", dir, err)
+		if _, statErr := os.Stat(filepath.Join(dir, "logs")); os.IsNotExist(statErr) {
+			_ = os.RemoveAll(dir) // nothing to look at: the build or a check failed
+		}
 		return 1
 	}
 	if err := os.Setenv(EnvDir, dir); err != nil {

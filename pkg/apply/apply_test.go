@@ -115,6 +115,9 @@ func TestApplyNoopWithServerDefaults(t *testing.T) {
 	if w := e.cnt.writes.Load(); w != 0 {
 		t.Fatalf("%d writes:\n%s", w, e.cnt.writeLog())
 	}
+	if d := e.cnt.dryRuns.Load(); d != 1 {
+		t.Fatalf("%d dry runs, want 1 (the Deployment, not provably unchanged from managedFields)", d)
+	}
 }
 
 func TestApplyDryRunWritesNothing(t *testing.T) {

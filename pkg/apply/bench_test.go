@@ -12,6 +12,7 @@ import (
 	"github.com/fleetsync/fleetsync/hack/localfleet/fleet"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 	"github.com/fleetsync/fleetsync/pkg/apply"
+	"github.com/fleetsync/fleetsync/pkg/cluster"
 )
 
 // benchObjects is n objects: half ConfigMaps, half Deployments (0 replicas, so
@@ -58,7 +59,7 @@ func BenchmarkApply1000(b *testing.B) {
 	kubectl := filepath.Join(lf.BinDir, fleet.BinKubectl)
 	for range b.N {
 		// fleetsync
-		e := newEnv(b)
+		e := newEnvQPS(b, cluster.DefaultQPS, cluster.DefaultBurst) // fleetsync's defaults
 		desired := objs(b, e.ns, benchObjects(n))
 		req := apply.ApplyRequest{App: "bench", Revision: "r1", Objects: desired}
 		e.cnt.reset()

@@ -68,32 +68,34 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 // timeout (then the error names every object that is not, with kstatus's message).
 // A Failed object ends the wait early.
 func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructured.Unstructured, timeout time.Duration) ([]ObjectStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	deadline := time.Now().Add(timeout)
+	var last []ObjectStatus
+	var lastErr error
 	for {
 		sts, err := m.Health(ctx, app, objs)
-		if err == nil && Healthy(sts) {
-			return sts, nil
-		}
-		failed := false
-		for _, s := range sts {
-			if s.Status == string(status.FailedStatus) {
-				failed = true
+		if err == nil {
+			last, lastErr = sts, nil
+			if Healthy(sts) {
+				return sts, nil
 			}
-		}
-		if failed || ctx.Err() != nil {
-			if err != nil {
-				return sts, err
+			for _, s := range sts {
+				if s.Status == string(status.FailedStatus) {
+					return sts, m.unhealthy(app, sts, timeout, true)
+				}
 			}
-			return sts, m.unhealthy(app, sts, timeout, failed)
+		} else {
+			lastErr = err
 		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			if last == nil {
+				return nil, fmt.Errorf("%s/%s: not healthy after %s: %w", m.cluster.Name, app, timeout, lastErr)
+			}
+			return last, m.unhealthy(app, last, timeout, false)
+		}
+		wait := min(m.opts.PollInterval, time.Until(deadline))
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return sts, err
-			}
-			return sts, m.unhealthy(app, sts, timeout, false)
-		case <-time.After(m.opts.PollInterval):
+		case <-time.After(wait):
 		}
 	}
 }

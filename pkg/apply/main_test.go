@@ -72,13 +72,18 @@ type env struct {
 	cfg *rest.Config
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvQPS(t, 0, 0) }
+
+func newEnvQPS(t testing.TB, qps float32, burst int) *env {
 	t.Helper()
 	f := testfleet.Get(t)
 	ns := f.Namespace(t, "north")
 	cfg := f.RESTConfig(t, "north")
 	cnt := &counter{}
 	counted := rest.CopyConfig(cfg)
+	if qps != 0 {
+		counted.QPS, counted.Burst = qps, burst
+	}
 	counted.Wrap(func(rt http.RoundTripper) http.RoundTripper { cnt.rt = rt; return cnt })
 	c, err := cluster.New("north", counted, cluster.ConnectOptions{})
 	if err != nil {

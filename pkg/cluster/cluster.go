@@ -56,7 +56,8 @@ type ConnectOptions struct {
 	// credentials come from Kubeconfig's current context when Kubeconfig is set,
 	// else from the in-cluster service account.
 	InCluster bool
-	// QPS and Burst limit the client's request rate (defaults 50 and 100).
+	// QPS and Burst limit the client's request rate (defaults 100 and 300; the
+	// API server's priority and fairness protects it too).
 	QPS   float32
 	Burst int
 	// UserAgent sent to the API server (default "fleetsync").
@@ -65,8 +66,8 @@ type ConnectOptions struct {
 
 // Defaults used when ConnectOptions leave them zero.
 const (
-	DefaultQPS   = 50
-	DefaultBurst = 100
+	DefaultQPS   = 100
+	DefaultBurst = 300
 )
 
 // Cluster is a connection to one member cluster.

@@ -124,6 +124,7 @@ func TestInSyncThenDriftByAnotherManager(t *testing.T) {
 	if od.State != drift.Drifted {
 		t.Fatalf("state %s, want drifted", od.State)
 	}
+	t.Logf("diff:\n%s", od.Diff)
 	if !strings.Contains(od.Diff, "-  mode: slow") || !strings.Contains(od.Diff, "+  mode: fast") {
 		t.Fatalf("diff does not show the field:\n%s", od.Diff)
 	}
@@ -206,6 +207,7 @@ stringData: {password: VALUE, user: admin-user-name}
 		if od.State != drift.Drifted {
 			t.Fatalf("changed Secret state %s", od.State)
 		}
+		t.Logf("masked diff:\n%s", od.Diff)
 		if !strings.Contains(od.Diff, drift.MaskChanged) {
 			t.Fatalf("diff does not say the value changed:\n%s", od.Diff)
 		}

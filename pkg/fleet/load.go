@@ -66,32 +66,17 @@ func (l *loader) load() (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, file := range clusterFiles {
-		var c v1alpha1.Cluster
-		if l.decodeFile(file, v1alpha1.KindCluster, &c) {
-			repo.Clusters = append(repo.Clusters, &c)
-		}
-	}
+	repo.Clusters = decodeAll[v1alpha1.Cluster](l, clusterFiles, v1alpha1.KindCluster)
 	appFiles, okA, err := l.appFiles()
 	if err != nil {
 		return nil, err
 	}
-	for _, file := range appFiles {
-		var a v1alpha1.App
-		if l.decodeFile(file, v1alpha1.KindApp, &a) {
-			repo.Apps = append(repo.Apps, &a)
-		}
-	}
+	repo.Apps = decodeAll[v1alpha1.App](l, appFiles, v1alpha1.KindApp)
 	policyFiles, okP, err := l.yamlFiles(PoliciesDir)
 	if err != nil {
 		return nil, err
 	}
-	for _, file := range policyFiles {
-		var p v1alpha1.ScalePolicy
-		if l.decodeFile(file, v1alpha1.KindScalePolicy, &p) {
-			repo.ScalePolicies = append(repo.ScalePolicies, &p)
-		}
-	}
+	repo.ScalePolicies = decodeAll[v1alpha1.ScalePolicy](l, policyFiles, v1alpha1.KindScalePolicy)
 	if !found && !okC && !okA && !okP {
 		l.probs = append(l.probs, Problem{File: ".", Message: "not a fleet repo: no fleet.yaml, clusters/, apps/ or policies/"})
 		return repo, nil
@@ -195,6 +180,19 @@ func (l *loader) appFiles() ([]string, bool, error) {
 		files = append(files, file)
 	}
 	return files, ok, nil
+}
+
+// decodeAll decodes each file as an object of kind (T is its Go type) and
+// returns the objects that were filled, in file order.
+func decodeAll[T any](l *loader, files []string, kind string) []*T {
+	var out []*T
+	for _, file := range files {
+		obj := new(T)
+		if l.decodeFile(file, kind, obj) {
+			out = append(out, obj)
+		}
+	}
+	return out
 }
 
 // decodeFile reads, parses and strictly decodes one file into obj (a pointer to

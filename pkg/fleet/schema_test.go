@@ -61,6 +61,29 @@ func compileSchemas(t *testing.T) map[string]*jsonschema.Schema {
 func validateWithSchemas(t *testing.T, schemas map[string]*jsonschema.Schema, root string) (checked int, failures map[string]string) {
 	t.Helper()
 	failures = map[string]string{}
+	eachFleetFile(t, root, func(p string, data []byte) {
+		js, err := yaml.YAMLToJSON(data)
+		if err != nil {
+			failures[p] = err.Error()
+			return
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
+		if err != nil {
+			failures[p] = err.Error()
+			return
+		}
+		checked++
+		if err := schemas[schemaFor(p)].Validate(inst); err != nil {
+			failures[p] = err.Error()
+		}
+	})
+	return checked, failures
+}
+
+// eachFleetFile calls fn with the slash-separated path and the content of
+// every fleet object file (see schemaFor) under root.
+func eachFleetFile(t *testing.T, root string, fn func(p string, data []byte)) {
+	t.Helper()
 	fsys := os.DirFS(root)
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || schemaFor(p) == "" {
@@ -70,26 +93,12 @@ func validateWithSchemas(t *testing.T, schemas map[string]*jsonschema.Schema, ro
 		if err != nil {
 			return err
 		}
-		js, err := yaml.YAMLToJSON(data)
-		if err != nil {
-			failures[p] = err.Error()
-			return nil
-		}
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
-		if err != nil {
-			failures[p] = err.Error()
-			return nil
-		}
-		checked++
-		if err := schemas[schemaFor(p)].Validate(inst); err != nil {
-			failures[p] = err.Error()
-		}
+		fn(p, data)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return checked, failures
 }
 
 // TestSchemasAcceptValidRepos validates the example fleet and the valid
@@ -125,21 +134,13 @@ func TestSchemasRejectInvalid(t *testing.T) {
 // names its schema for editors, by a path that leads to the right file.
 func TestExampleSchemaHeaders(t *testing.T) {
 	root := filepath.Join("..", "..", "examples", "fleet-repo")
-	fsys := os.DirFS(root)
 	checked := 0
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || schemaFor(p) == "" {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
+	eachFleetFile(t, root, func(p string, data []byte) {
 		first, _, _ := strings.Cut(string(data), "\n")
 		ref, ok := strings.CutPrefix(first, "# yaml-language-server: $schema=")
 		if !ok {
 			t.Errorf("%s: first line %q is not a yaml-language-server schema comment", p, first)
-			return nil
+			return
 		}
 		checked++
 		target := filepath.Join(root, filepath.FromSlash(path.Dir(p)), filepath.FromSlash(ref))
@@ -147,11 +148,7 @@ func TestExampleSchemaHeaders(t *testing.T) {
 		if filepath.Clean(target) != filepath.Clean(want) {
 			t.Errorf("%s: schema %s leads to %s, want %s", p, ref, target, want)
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if checked == 0 {
 		t.Error("no example files checked")
 	}

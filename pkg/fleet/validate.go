@@ -85,23 +85,23 @@ func (c checker) validateMeta(m v1alpha1.ObjectMeta) {
 
 // dnsLabel checks a required DNS-1123 label.
 func (c checker) dnsLabel(field, v string) {
-	if v == "" {
-		c.add(field, "required")
-		return
-	}
-	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
-		c.add(field, "%q is not a DNS-1123 label: %s", v, strings.Join(errs, "; "))
-	}
+	c.dnsName(field, v, "label", validation.IsDNS1123Label)
 }
 
 // dnsSubdomain checks a required DNS-1123 subdomain.
 func (c checker) dnsSubdomain(field, v string) {
+	c.dnsName(field, v, "subdomain", validation.IsDNS1123Subdomain)
+}
+
+// dnsName checks a required name against one of the DNS-1123 forms (what
+// names the form in messages).
+func (c checker) dnsName(field, v, what string, check func(string) []string) {
 	if v == "" {
 		c.add(field, "required")
 		return
 	}
-	if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
-		c.add(field, "%q is not a DNS-1123 subdomain: %s", v, strings.Join(errs, "; "))
+	if errs := check(v); len(errs) > 0 {
+		c.add(field, "%q is not a DNS-1123 %s: %s", v, what, strings.Join(errs, "; "))
 	}
 }
 

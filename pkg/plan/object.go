@@ -98,8 +98,7 @@ func isSecret(o *unstructured.Unstructured) bool {
 func maskSecrets(base, head map[string]any) []string {
 	var changed []string
 	for _, field := range []string{"data", "stringData"} {
-		bm, _ := mapField(base, field)
-		hm, _ := mapField(head, field)
+		bm, hm := mapField(base, field), mapField(head, field)
 		for k, bv := range bm {
 			if hv, ok := hm[k]; !ok || !reflect.DeepEqual(bv, hv) {
 				changed = append(changed, field+"."+k)
@@ -131,12 +130,10 @@ func maskSecrets(base, head map[string]any) []string {
 	return changed
 }
 
-func mapField(obj map[string]any, field string) (map[string]any, bool) {
-	if obj == nil {
-		return nil, false
-	}
-	m, ok := obj[field].(map[string]any)
-	return m, ok
+// mapField returns obj[field] when it is a map, else nil (obj may be nil).
+func mapField(obj map[string]any, field string) map[string]any {
+	m, _ := obj[field].(map[string]any)
+	return m
 }
 
 // toYAML renders an object's content as YAML ("" for nil). Keys are sorted,

@@ -54,7 +54,6 @@ type clusterFacts struct {
 	scoped   map[string]bool   // group/kind -> cluster-scoped
 	nsOwner  map[string]string // namespace -> app that creates the Namespace object
 	explicit map[string]bool   // Namespaces some app renders itself
-	revision string
 }
 
 // finishAll runs the per-cluster steps on every rendered pair and checks
@@ -81,7 +80,7 @@ func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 
 func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	c := jobs[0].cluster
-	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}, revision: run.revision}
+	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}}
 	var crds []string
 	for _, j := range jobs {
 		if j.src == nil {
@@ -115,17 +114,20 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 		autoNS := ns != "" && facts.nsOwner[ns] == name && !facts.explicit[ns]
 		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
 		slot := c.Metadata.Name + "/" + name
-		if objs, ok := run.r.finished.get(slot, key); ok && kerr == nil {
-			pairs[i].Objects = objs
-			continue
+		if kerr == nil {
+			if objs, ok := run.r.finished.get(slot, key, run.revision); ok {
+				pairs[i].Objects = objs
+				continue
+			}
 		}
-		objs, err := run.finishApp(facts, j.app, j.src.objs, autoNS)
+		base, err := run.finishApp(facts, j.app, j.src.objs, autoNS)
 		if err != nil {
 			pairs[i].Err = pairErr(c, j.app, err)
 			continue
 		}
+		objs := stamp(base, run.revision)
 		if kerr == nil {
-			run.r.finished.put(slot, key, objs)
+			run.r.finished.put(slot, key, base, run.revision, objs)
 		}
 		pairs[i].Objects = objs
 	}
@@ -156,7 +158,6 @@ func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, error)
 	b, err := json.Marshal(map[string]any{
 		"cluster":  f.cluster.Metadata.Name,
 		"spec":     f.cluster.Spec,
-		"revision": f.revision,
 		"crds":     crds,
 		"explicit": explicit,
 		"policies": policies,
@@ -169,41 +170,76 @@ func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, error)
 }
 
 // finishCache keeps the finished objects of the latest renders of each
-// (cluster, app), so an unchanged pair costs nothing to render again.
+// (cluster, app) without the revision annotation, and the last revision
+// stamped on them: an unchanged pair at the same revision costs nothing, at
+// a new revision only a shallow copy of each object's metadata.
 type finishCache struct {
 	mu sync.Mutex
-	m  map[string][]finished
+	m  map[string][]*finished
 }
 
 type finished struct {
-	key  string
-	objs []*unstructured.Unstructured
+	key      string
+	base     []*unstructured.Unstructured // no revision annotation; never changed
+	revision string
+	stamped  []*unstructured.Unstructured
 }
 
 // maxFinishedPerPair keeps two versions per pair: the base and head of a plan.
 const maxFinishedPerPair = 2
 
-func newFinishCache() *finishCache { return &finishCache{m: map[string][]finished{}} }
+func newFinishCache() *finishCache { return &finishCache{m: map[string][]*finished{}} }
 
-func (c *finishCache) get(slot, key string) ([]*unstructured.Unstructured, bool) {
+func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.m[slot] {
-		if f.key == key {
-			return f.objs, true
+		if f.key != key {
+			continue
 		}
+		if f.revision != revision {
+			f.revision, f.stamped = revision, stamp(f.base, revision)
+		}
+		return f.stamped, true
 	}
 	return nil, false
 }
 
-func (c *finishCache) put(slot, key string, objs []*unstructured.Unstructured) {
+func (c *finishCache) put(slot, key string, base []*unstructured.Unstructured, revision string, stamped []*unstructured.Unstructured) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l := append([]finished{{key, objs}}, c.m[slot]...)
+	l := append([]*finished{{key: key, base: base, revision: revision, stamped: stamped}}, c.m[slot]...)
 	if len(l) > maxFinishedPerPair {
 		l = l[:maxFinishedPerPair]
 	}
 	c.m[slot] = l
+}
+
+// stamp returns the objects with the revision annotation, copying only the
+// maps on the way to it (the rest is shared, read-only).
+func stamp(objs []*unstructured.Unstructured, revision string) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, u := range objs {
+		o := make(map[string]any, len(u.Object))
+		for k, v := range u.Object {
+			o[k] = v
+		}
+		old, _ := o["metadata"].(map[string]any)
+		md := make(map[string]any, len(old)+1)
+		for k, v := range old {
+			md[k] = v
+		}
+		oldAnn, _ := md["annotations"].(map[string]any)
+		ann := make(map[string]any, len(oldAnn)+1)
+		for k, v := range oldAnn {
+			ann[k] = v
+		}
+		ann[v1alpha1.AnnotationRevision] = revision
+		md["annotations"] = ann
+		o["metadata"] = md
+		out[i] = &unstructured.Unstructured{Object: o}
+	}
+	return out
 }
 
 // finishApp copies the shared render and applies the per-cluster steps.
@@ -240,7 +276,6 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 	for i, o := range objs {
 		md := child(o, "metadata")
 		child(md, "labels")[v1alpha1.LabelApp] = app.Metadata.Name
-		child(md, "annotations")[v1alpha1.AnnotationRevision] = f.revision
 		out[i] = &unstructured.Unstructured{Object: o}
 	}
 	sortObjects(out, f.scoped)

@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/ignore"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
@@ -52,21 +55,35 @@ func loadLocalChart(snap *snapshot, appDir, ref string, d *deps) (*chart.Chart, 
 		return nil, p, fmt.Errorf("chart %s: not found in the repo", p)
 	}
 	d.addTree(snap, p)
+	rules := ignore.Empty()
+	if b, ok := snap.files[path.Join(p, ignore.HelmIgnore)]; ok {
+		if rules, err = ignore.Parse(bytes.NewReader(b)); err != nil {
+			return nil, p, fmt.Errorf("chart %s: %s: %w", p, ignore.HelmIgnore, err)
+		}
+	}
+	rules.AddDefaults()
 	var files []*loader.BufferedFile
 	var bad []string
 	var walk func(dir string)
 	walk = func(dir string) {
 		for _, n := range snap.dirs[dir] {
 			q := path.Join(dir, n)
+			rel := strings.TrimPrefix(q, p+"/")
 			if why, isBad := snap.badLinks[q]; isBad {
 				bad = append(bad, why)
 				continue
 			}
 			if _, isDir := snap.dirs[q]; isDir {
-				walk(q)
+				if !rules.Ignore(rel, fileInfo{name: n, dir: true}) {
+					walk(q)
+				}
 				continue
 			}
-			files = append(files, &loader.BufferedFile{Name: strings.TrimPrefix(q, p+"/"), Data: snap.files[q]})
+			if rules.Ignore(rel, fileInfo{name: n, size: int64(len(snap.files[q]))}) {
+				continue
+			}
+			data := bytes.TrimPrefix(snap.files[q], []byte("\xEF\xBB\xBF"))
+			files = append(files, &loader.BufferedFile{Name: rel, Data: data})
 		}
 	}
 	walk(p)
@@ -84,6 +101,10 @@ func loadLocalChart(snap *snapshot, appDir, ref string, d *deps) (*chart.Chart, 
 // defaults, applied by Helm,) valuesFiles, values, the cluster's values under
 // "cluster", each matching customization's values.
 func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, m *matcher) (map[string]any, error) {
+	return helmValuesWith(snap.valuesFile, repo, c, app, m)
+}
+
+func helmValuesWith(read func(string) (map[string]any, error), repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, m *matcher) (map[string]any, error) {
 	src := app.Spec.Source.Helm
 	appDir := fleet.AppDir(app.Metadata.Name)
 	vals := map[string]any{}
@@ -92,12 +113,8 @@ func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1al
 		if err != nil {
 			return nil, fmt.Errorf("values file %s: %w", f, err)
 		}
-		b, err := snap.readFile(p)
+		v, err := read(p)
 		if err != nil {
-			return nil, fmt.Errorf("values file %s: %w", p, err)
-		}
-		var v map[string]any
-		if err := yaml.Unmarshal(b, &v); err != nil {
 			return nil, fmt.Errorf("values file %s: %w", p, err)
 		}
 		vals = mergeValues(vals, v)
@@ -207,3 +224,51 @@ func sortedCopy(l []string) []string {
 	sort.Strings(c)
 	return c
 }
+
+// valuesFile parses a values file of the snapshot once; callers must not
+// change the map (mergeValues copies).
+func (s *snapshot) valuesFile(p string) (map[string]any, error) {
+	s.mu.Lock()
+	if v, ok := s.values[p]; ok {
+		s.mu.Unlock()
+		return v.vals, v.err
+	}
+	s.mu.Unlock()
+	var v parsedValues
+	b, err := s.readFile(p)
+	if err == nil {
+		err = yaml.Unmarshal(b, &v.vals)
+	}
+	v.err = err
+	s.mu.Lock()
+	if s.values == nil {
+		s.values = map[string]parsedValues{}
+	}
+	s.values[p] = v
+	s.mu.Unlock()
+	return v.vals, v.err
+}
+
+type parsedValues struct {
+	vals map[string]any
+	err  error
+}
+
+// fileInfo is the little of fs.FileInfo that .helmignore rules look at.
+type fileInfo struct {
+	name string
+	size int64
+	dir  bool
+}
+
+func (f fileInfo) Name() string { return f.name }
+func (f fileInfo) Size() int64  { return f.size }
+func (f fileInfo) Mode() fs.FileMode {
+	if f.dir {
+		return fs.ModeDir | 0o755
+	}
+	return 0o644
+}
+func (f fileInfo) ModTime() time.Time { return time.Time{} }
+func (f fileInfo) IsDir() bool        { return f.dir }
+func (f fileInfo) Sys() any           { return nil }

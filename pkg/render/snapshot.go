@@ -23,6 +23,7 @@ type snapshot struct {
 
 	mu      sync.Mutex
 	digests map[string]string
+	values  map[string]parsedValues
 
 	memOnce sync.Once
 	mem     filesys.FileSystem

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -30,8 +31,9 @@ func TestHTTPBasicAuth(t *testing.T) {
 		if rev.Commit != head {
 			t.Errorf("head = %s, want %s", rev.Commit, head)
 		}
-		if strings.Contains(opts.String(), testSecret) {
-			t.Errorf("Options.String() shows the password: %s", opts)
+		opts.SSHKeyPassphrase = testSecret + "-passphrase"
+		if s := fmt.Sprintf("%v %+v %#v %s", opts, opts, opts, opts); strings.Contains(s, testSecret) {
+			t.Errorf("formatted Options show a secret: %s", s)
 		}
 	})
 	t.Run("userinfo in URL", func(t *testing.T) {
@@ -151,11 +153,18 @@ func TestRedactURL(t *testing.T) {
 		"https://" + testSecret + "@host/r.git":       "https://host/r.git",
 		"ssh://git:" + testSecret + "@host/r.git":     "ssh://git@host/r.git",
 		"git@host:org/r.git":                          "git@host:org/r.git",
+		"git:" + testSecret + "@host:org/r.git":       "git@host:org/r.git",
+		"host:org/r.git":                              "host:org/r.git",
 		"https://host/r.git":                          "https://host/r.git",
 		"https://a:" + testSecret + "@ho st/%zz":      "https://ho st/%zz",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+	// The remote of an scp-style address with a password holds no password.
+	r, err := parseRemote("git:" + testSecret + "@host:org/r.git")
+	if err != nil || r.clean != "git@host:org/r.git" || r.user != "git" || r.password != "" {
+		t.Errorf("parseRemote = %q as user %q (password kept: %t), %v; want git@host:org/r.git as user git", r.clean, r.user, r.password != "", err)
 	}
 }

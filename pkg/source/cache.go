@@ -61,7 +61,7 @@ func (r *Repo) openRemote(ctx context.Context, raw string) error {
 	}
 	r.kind, r.remote, r.loc = kindRemote, rem, RedactURL(rem.clean)
 	if r.auth, err = r.opts.auth(rem); err != nil {
-		return &Error{Kind: ErrAuth, Op: "open", URL: r.loc, msg: scrub(err.Error(), r.opts.secrets()...), Err: err}
+		return &Error{Kind: ErrAuth, Op: "open", URL: r.loc, msg: scrub(err.Error(), r.secrets()...), Err: err}
 	}
 	if r.opts.CAFile != "" {
 		if r.ca, err = os.ReadFile(r.opts.CAFile); err != nil {
@@ -227,7 +227,7 @@ func (r *Repo) retry(ctx context.Context, stats *FetchStats, op func(context.Con
 		if err == nil {
 			return nil
 		}
-		err = newError("fetch", r.loc, "", err, r.opts.secrets()...)
+		err = newError("fetch", r.loc, "", err, r.secrets()...)
 		if ctx.Err() != nil {
 			return newError("fetch", r.loc, "", fmt.Errorf("%w (after %d attempts)", ctx.Err(), stats.Attempts))
 		}

@@ -102,6 +102,9 @@ func (o Options) String() string {
 		o.InsecureSkipTLSVerify, o.Verify, o.KeyringFiles, o.Timeout, o.Retries)
 }
 
+// GoString masks the secrets for %#v as String does for %v.
+func (o Options) GoString() string { return "source.Options" + o.String() }
+
 // withDefaults fills zero fields.
 func (o Options) withDefaults() (Options, error) {
 	if o.CacheDir == "" {
@@ -136,6 +139,10 @@ func (o Options) withDefaults() (Options, error) {
 // secrets returns the values to scrub from messages.
 func (o Options) secrets() []string { return []string{o.Password, o.SSHKeyPassphrase} }
 
+// secrets returns the values to scrub from messages: the options' and the
+// password (or token) given in the URL.
+func (r *Repo) secrets() []string { return append(r.opts.secrets(), r.remote.password) }
+
 // remote is a parsed repository URL.
 type remote struct {
 	clean    string // credential-free URL, given to go-git and shown in messages
@@ -150,7 +157,9 @@ var scpLike = regexp.MustCompile(`^(?:([^@/]+)@)?([^:/]+):(.*)$`)
 // parseRemote parses an http(s), ssh, file URL or scp-style address.
 func parseRemote(raw string) (remote, error) {
 	if m := scpLike.FindStringSubmatch(raw); m != nil && !strings.Contains(raw, "://") {
-		return remote{clean: raw, scheme: "ssh", host: m[2], user: m[1]}, nil
+		// SSH authenticates with keys: a password (user:pass@host:path) is dropped.
+		user, _, _ := strings.Cut(m[1], ":")
+		return remote{clean: RedactURL(raw), scheme: "ssh", host: m[2], user: user}, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -184,9 +193,15 @@ func parseRemote(raw string) (remote, error) {
 
 // RedactURL removes credentials from a repository URL for display: the
 // userinfo of http(s) URLs is dropped entirely (it may hold a token), a
-// password in any other URL is dropped. Non-URL text is returned unchanged.
+// password in any other URL or in an scp-style address (user:pass@host:path)
+// is dropped. Other text is returned unchanged.
 func RedactURL(raw string) string {
 	if !strings.Contains(raw, "://") {
+		if m := scpLike.FindStringSubmatch(raw); m != nil {
+			if user, _, hasPassword := strings.Cut(m[1], ":"); hasPassword {
+				return user + "@" + m[2] + ":" + m[3]
+			}
+		}
 		return raw
 	}
 	u, err := url.Parse(raw)

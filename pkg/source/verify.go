@@ -87,8 +87,10 @@ func describeSigner(e *openpgp.Entity) string {
 		return ""
 	}
 	s := strings.ToUpper(fmt.Sprintf("%x", e.PrimaryKey.Fingerprint))
-	for name := range e.Identities {
-		return s + " " + name
+	// The primary identity, not any key of the Identities map: the same key
+	// must describe the same way every time.
+	if id := e.PrimaryIdentity(); id != nil {
+		return s + " " + id.Name
 	}
 	return s
 }

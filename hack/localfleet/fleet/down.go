@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,13 +35,11 @@ func liveProcesses(dir string) ([]pidEntry, error) {
 // Stop stops the processes of a fleet started by this process, then cleans
 // its directory like Down.
 func (f *Fleet) Stop(ctx context.Context) error {
-	var errs []error
-	for i := len(f.Processes) - 1; i >= 0; i-- {
-		p := f.Processes[i]
-		if err := stopPID(ctx, p.PID, p.Bin, p.done, 10*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
-		}
+	entries := make([]pidEntry, 0, len(f.Processes))
+	for _, p := range f.Processes {
+		entries = append(entries, pidEntry{Name: p.Name, PID: p.PID, Bin: p.Bin, done: p.done})
 	}
+	errs := stopTiered(ctx, entries, io.Discard)
 	errs = append(errs, Down(ctx, f.Dir, nil))
 	return errors.Join(errs...)
 }
@@ -66,27 +66,7 @@ func Down(ctx context.Context, dir string, progress io.Writer) error {
 	for _, s := range strays(dir, entries) {
 		entries = append(entries, s)
 	}
-	var errs []error
-	// SIGTERM everything first, then wait: faster than one by one.
-	stopped := make(chan error, len(entries))
-	for _, e := range entries {
-		go func() {
-			if !alive(e.PID, e.Bin) {
-				stopped <- nil
-				return
-			}
-			err := stopPID(ctx, e.PID, e.Bin, nil, 10*time.Second)
-			if err == nil {
-				fmt.Fprintf(progress, "stopped %s (pid %d)\n", e.Name, e.PID)
-			}
-			stopped <- err
-		}()
-	}
-	for range entries {
-		if err := <-stopped; err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := stopTiered(ctx, entries, progress)
 	if len(errs) > 0 {
 		return fmt.Errorf("localfleet: down %s: %w", dir, errors.Join(errs...))
 	}
@@ -106,6 +86,59 @@ func Down(ctx context.Context, dir string, progress io.Writer) error {
 		return fmt.Errorf("localfleet: down %s: %w", dir, err)
 	}
 	return nil
+}
+
+// stopTiered stops processes in tiers, each tier in parallel.
+func stopTiered(ctx context.Context, entries []pidEntry, progress io.Writer) []error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	// Stop in tiers, each in parallel: clients of the API servers first,
+	// then the API servers, then etcd (an API server whose etcd is gone
+	// hangs in its shutdown).
+	var errs []error
+	for tier := range 3 {
+		var batch []pidEntry
+		for _, e := range entries {
+			if stopTier(e.Name) == tier {
+				batch = append(batch, e)
+			}
+		}
+		stopped := make(chan error, len(batch))
+		for _, e := range batch {
+			go func() {
+				if !alive(e.PID, e.Bin) {
+					stopped <- nil
+					return
+				}
+				start := time.Now()
+				err := stopPID(ctx, e.PID, e.Bin, e.done, 10*time.Second)
+				if err == nil {
+					fmt.Fprintf(progress, "stopped %s (pid %d) in %s\n", e.Name, e.PID, time.Since(start).Round(10*time.Millisecond))
+				}
+				stopped <- err
+			}()
+		}
+		for range batch {
+			if err := <-stopped; err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// stopTier orders the stop: 0 for API clients and registries, 1 for API
+// servers, 2 for etcd.
+func stopTier(name string) int {
+	switch {
+	case strings.HasSuffix(name, "kube-apiserver"):
+		return 1
+	case strings.HasPrefix(name, "etcd"):
+		return 2
+	default:
+		return 0
+	}
 }
 
 // strays finds processes running a cached localfleet binary with DIR as
@@ -180,7 +213,7 @@ func (f *Fleet) PrintTable(w io.Writer) error {
 	fmt.Fprintln(tw, "COMPONENT\tCLUSTER\tADDRESS\tPID\tSTATE\tSTART\tRSS")
 	perCluster := map[string]int64{}
 	var total int64
-	for _, p := range f.Processes {
+	for _, p := range f.sorted() {
 		state, rss := "running", rssBytes(p.PID)
 		if !alive(p.PID, p.Bin) {
 			state, rss = "DEAD", 0
@@ -205,6 +238,24 @@ func (f *Fleet) PrintTable(w io.Writer) error {
 	fmt.Fprintf(tw, "total\t(shared)\tetcd + source registry\t\t\t\t%s\n", mib(perCluster["(shared)"]))
 	fmt.Fprintf(tw, "total\tall\tstarted in %s\t\t\t\t%s\n", f.StartTime.Round(10*time.Millisecond), mib(total))
 	return tw.Flush()
+}
+
+// sorted orders the processes: shared ones first, then each cluster in
+// --clusters order, components in start order.
+func (f *Fleet) sorted() []*Process {
+	clusterRank := map[string]int{"": -1}
+	for i, c := range f.Clusters {
+		clusterRank[c.Name] = i
+	}
+	compRank := map[string]int{"etcd": 0, "kube-apiserver": 1, "kube-controller-manager": 2, "kube-scheduler": 3, "kwok": 4, "registry": 5}
+	out := slices.Clone(f.Processes)
+	slices.SortStableFunc(out, func(a, b *Process) int {
+		if c := cmp.Compare(clusterRank[a.Cluster], clusterRank[b.Cluster]); c != 0 {
+			return c
+		}
+		return cmp.Compare(compRank[a.Component], compRank[b.Component])
+	})
+	return out
 }
 
 // RSS returns the resident memory of the processes of one cluster ("" for the

@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,5 +111,95 @@ func TestStagesHonourNeverReady(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("stages.yaml lacks %q", want)
 		}
+	}
+}
+
+func TestProcessDyingDuringStartIsReportedWithLogTail(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real, err := filepath.EvalSymlinks(sh); err == nil {
+		sh = real
+	}
+	dir := t.TempDir()
+	p := &Process{Name: "dies", Component: "test", Address: "127.0.0.1:1", Bin: sh}
+	if err := spawn(dir, p, true, nil, "-c", "echo cannot bind 127.0.0.1:1 >&2; exit 3"); err != nil {
+		t.Fatal(err)
+	}
+	err = waitFor(context.Background(), p, "readiness", func(context.Context) error { return errNotReady })
+	if err == nil {
+		t.Fatal("waitFor succeeded for a process that exited")
+	}
+	for _, want := range []string{"dies", "exited", "127.0.0.1:1", "cannot bind", filepath.Join(dir, "logs", "dies.log")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// The pid file was written and Down cleans it without error.
+	if _, err := os.Stat(pidFile(dir, "dies")); err != nil {
+		t.Errorf("pid file: %v", err)
+	}
+	if err := Down(context.Background(), dir, nil); err != nil {
+		t.Errorf("Down: %v", err)
+	}
+	if _, err := os.Stat(pidDir(dir)); !os.IsNotExist(err) {
+		t.Errorf("Down left %s: %v", pidDir(dir), err)
+	}
+}
+
+func TestStopTiered(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real, err := filepath.EvalSymlinks(sleep); err == nil {
+		sleep = real
+	}
+	dir := t.TempDir()
+	var entries []pidEntry
+	for _, n := range []string{"etcd", "north-kube-apiserver", "north-kwok"} {
+		p := &Process{Name: n, Bin: sleep}
+		if err := spawn(dir, p, true, nil, "60"); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, pidEntry{Name: n, PID: p.PID, Bin: sleep, done: p.done})
+	}
+	if errs := stopTiered(context.Background(), entries, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for _, e := range entries {
+		if alive(e.PID, e.Bin) {
+			t.Errorf("%s (pid %d) still runs", e.Name, e.PID)
+		}
+	}
+}
+
+func TestBuildFailureNamesModuleAndShowsLog(t *testing.T) {
+	// Offline: no proxy and an empty module cache make the build fail at once.
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOMODCACHE", t.TempDir())
+	t.Setenv("GOFLAGS", "")
+	base := t.TempDir()
+	bins := Binaries{Dir: filepath.Join(base, "bin")}
+	if err := os.MkdirAll(bins.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tg := target{name: BinKwok, module: "sigs.k8s.io/kwok", version: "v0.8.0", pkg: "sigs.k8s.io/kwok/cmd/kwok", wrapper: "kwok", ldflags: "-s -w"}
+	var progress bytes.Buffer
+	err := buildTarget(context.Background(), base, "1.26", tg, bins, &progress)
+	if err == nil {
+		t.Fatal("build succeeded with GOPROXY=off and an empty module cache")
+	}
+	for _, want := range []string{"kwok (sigs.k8s.io/kwok v0.8.0)", "GOPROXY=off", filepath.Join(base, "logs", "kwok.log")} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if !strings.Contains(progress.String(), "building kwok") {
+		t.Errorf("no progress line: %q", progress.String())
+	}
+	if fileExists(bins.Path(BinKwok)) {
+		t.Error("a failed build left a binary")
 	}
 }

@@ -142,6 +142,8 @@ type pidEntry struct {
 	PID  int
 	Bin  string
 	File string
+
+	done chan struct{} // set for processes this process started
 }
 
 func readPIDFiles(dir string) ([]pidEntry, error) {

@@ -311,6 +311,8 @@ func (f *Fleet) startCluster(ctx context.Context, bins Binaries, name string, po
 		"--service-account-private-key-file="+pki.path("sa.key"), "--root-ca-file="+pki.path("ca.crt"),
 		"--cluster-signing-cert-file="+pki.path("ca.crt"), "--cluster-signing-key-file="+pki.path("ca.key"),
 		"--profiling=false",
+		// kwok's pvc-bound stage plays the storage layer; the binder would fight it.
+		"--controllers=*,-persistentvolume-binder-controller",
 	); err != nil {
 		return cl, err
 	}
@@ -343,6 +345,9 @@ func (f *Fleet) startCluster(ctx context.Context, bins Binaries, name string, po
 	}
 	if err := waitFor(ctx, kcm, "ServiceAccount default/default", serviceAccountExists(cs)); err != nil {
 		return cl, err
+	}
+	if err := installNodePools(ctx, cl.Kubeconfig, name); err != nil {
+		return cl, fmt.Errorf("%s: %w", name, err)
 	}
 	if sched.exited() {
 		return cl, sched.failure("exited during start", errNotReady)
