@@ -69,10 +69,10 @@ fleet-down:
 
 # demo: start the built-in local fleet (north, south, east + registries) and run
 # fleetsync on the example fleet repo against it.
-demo: build fleet-up
-	$(BIN)/fleetsync validate --repo examples/fleet-repo
-	$(BIN)/fleetsync render --repo examples/fleet-repo --out $(CURDIR)/out/rendered
-	@echo "demo: the fleet keeps running; stop it with 'make fleet-down'"
+demo: build
+	$(GO) run ./hack/localfleet down --dir $(FLEET_DIR) >/dev/null 2>&1 || true
+	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)
+	FLEET_DIR=$(FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync OUT=$(CURDIR)/out ./hack/demo.sh
 
 demo-down: fleet-down
 

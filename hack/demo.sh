@@ -39,8 +39,10 @@ step "diff: desired vs live (expect no drift)"
 "$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR"
 
 step "drift: another field manager scales mes-deployment on north; diff reports it"
-KUBECTL=$(cat "$FLEET_DIR/kubectl.path" 2>/dev/null || command -v kubectl)
-"$KUBECTL" --kubeconfig "$FLEET_DIR/north.kubeconfig" -n mes scale deployment/mes-deployment --replicas=1 >/dev/null
+# env.sh puts the local fleet's own kubectl first on PATH.
+# shellcheck disable=SC1091
+. "$FLEET_DIR/env.sh"
+kubectl --kubeconfig "$FLEET_DIR/north.kubeconfig" -n mes scale deployment/mes-deployment --replicas=1 >/dev/null
 "$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" --cluster north || echo "(diff exit status $?: drift found, as expected)"
 step "apply again corrects it"
 "$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" --cluster north -o table | tail -8
@@ -49,7 +51,7 @@ cat <<MSG
 
 The fleet keeps running. Try:
   export KUBECONFIG=$FLEET_DIR/north.kubeconfig
-  $KUBECTL get deployments -A
+  kubectl get deployments -A     (after: . $FLEET_DIR/env.sh)
   $FLEETSYNC diff --repo $REPO --kubeconfig-dir $FLEET_DIR
 Stop it with: make fleet-down
 MSG

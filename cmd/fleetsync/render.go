@@ -106,7 +106,8 @@ func encodeObjects(format string, objs []*unstructured.Unstructured) ([]byte, er
 	return render.YAML(objs)
 }
 
-// writeRenderDir writes OUT/<cluster>/<app>.yaml (.json) for every pair that rendered.
+// writeRenderDir writes OUT/<cluster>/<app>.yaml (.json) for every pair that
+// rendered, readable by the user only (rendered Secrets may be among them).
 func writeRenderDir(out, format string, res *render.Result) error {
 	for _, c := range res.Clusters {
 		for _, a := range c.Apps {
@@ -118,10 +119,10 @@ func writeRenderDir(out, format string, res *render.Result) error {
 				return fmt.Errorf("%s/%s: %w", c.Cluster, a.App, err)
 			}
 			dir := filepath.Join(out, c.Cluster)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return err
 			}
-			if err := os.WriteFile(filepath.Join(dir, a.App+"."+format), b, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, a.App+"."+format), b, 0o600); err != nil {
 				return err
 			}
 		}

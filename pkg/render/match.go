@@ -14,6 +14,7 @@ import (
 type matcher struct {
 	mu      sync.RWMutex
 	results map[matchKey]bool
+	sels    map[*metav1.LabelSelector]labels.Selector
 }
 
 type matchKey struct {
@@ -22,7 +23,7 @@ type matchKey struct {
 }
 
 func newMatcher() *matcher {
-	return &matcher{results: map[matchKey]bool{}}
+	return &matcher{results: map[matchKey]bool{}, sels: map[*metav1.LabelSelector]labels.Selector{}}
 }
 
 func (m *matcher) matches(sel *metav1.LabelSelector, c *v1alpha1.Cluster) bool {
@@ -36,10 +37,17 @@ func (m *matcher) matches(sel *metav1.LabelSelector, c *v1alpha1.Cluster) bool {
 	if ok {
 		return r
 	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	r = err == nil && s.Matches(labels.Set(c.Metadata.Labels))
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sels[sel]
+	if !ok {
+		var err error
+		if s, err = metav1.LabelSelectorAsSelector(sel); err != nil {
+			s = labels.Nothing()
+		}
+		m.sels[sel] = s
+	}
+	r = s.Matches(labels.Set(c.Metadata.Labels))
 	m.results[k] = r
-	m.mu.Unlock()
 	return r
 }

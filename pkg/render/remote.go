@@ -127,7 +127,7 @@ func (s *chartStore) toCache(p string, b []byte) {
 		return
 	}
 	// The cache is an optimisation: a failed write only costs a later download.
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".chart-*")

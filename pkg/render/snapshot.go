@@ -37,6 +37,9 @@ const maxLinkHops = 40
 var errOutsideRepo = errors.New("leaves the repo")
 
 func takeSnapshot(fsys fs.FS) (*snapshot, error) {
+	if fsys == nil {
+		return nil, errors.New("the repo has no file system")
+	}
 	s := &snapshot{
 		files:    map[string][]byte{},
 		dirs:     map[string][]string{".": nil},
