@@ -11,7 +11,7 @@ CLUSTERS ?= north,south,east
 TEST_FLAGS ?= -count=1 -timeout 40m
 FUZZTIME ?= 20s
 
-.PHONY: all build test lint generate verify fuzz bench demo demo-down fleet-up fleet-down clean
+.PHONY: all build test lint generate verify fuzz bench demo demo-down fleet-up fleet-down clean clicompare golden
 
 all: build
 
@@ -55,6 +55,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFile$$' -fuzztime $(FUZZTIME) ./pkg/fleet
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZTIME) ./pkg/source
 	$(GO) test -run '^$$' -fuzz '^FuzzSymlinkTarget$$' -fuzztime $(FUZZTIME) ./pkg/source
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObjects$$' -fuzztime $(FUZZTIME) ./pkg/render
+
+# clicompare: Kustomize and Helm output equal the kustomize and helm CLIs' for the same
+# input (the CLIs are built once from the Go module proxy into the user cache dir).
+clicompare:
+	$(GO) test -tags clicompare -run TestCLICompare -count=1 -timeout 30m ./pkg/render/
+
+# golden: rewrite the render golden files after an intended change.
+golden:
+	$(GO) test ./pkg/render/ -run TestGolden -update
 
 # bench: every benchmark reports ratios against a baseline measured in the same run.
 bench:

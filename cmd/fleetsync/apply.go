@@ -23,6 +23,7 @@ type applyCmdOptions struct {
 	dryRun         bool
 	allowMassPrune bool
 	timeout        time.Duration
+	timeoutSet     bool
 	output         string
 	source         sourceFlags
 	conn           clusterFlags
@@ -40,6 +41,7 @@ applied and nothing of it is pruned. Exit status 0 when everything applied and i
 healthy, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.timeoutSet = cmd.Flags().Changed("timeout")
 			return runApply(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
@@ -48,7 +50,7 @@ healthy, 1 otherwise.`,
 	fs.StringArrayVar(&o.clusters, "cluster", nil, "cluster to apply (repeatable; default all)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "server-side dry run: show what would change, write nothing")
 	fs.BoolVar(&o.allowMassPrune, "allow-mass-prune", false, "allow pruning more than half of an app's objects")
-	fs.DurationVar(&o.timeout, "timeout", apply.DefaultTimeout, "health timeout of apps whose rollout sets none")
+	fs.DurationVar(&o.timeout, "timeout", apply.DefaultTimeout, "health timeout per app (default: the app's rollout.healthTimeout, the fleet's healthTimeout, else 5m)")
 	fs.StringVarP(&o.output, "output", "o", "table", "output: table or json")
 	o.source.BindFlags(fs)
 	o.conn.BindFlags(fs)
@@ -58,19 +60,19 @@ healthy, 1 otherwise.`,
 
 // applyLoadRepo reads --repo at --ref and loads the fleet model. The repo's files
 // are read until close is called.
-func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (repo *fleet.Repo, close func(), err error) {
+func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (repo *fleet.Repo, closeFn func(), err error) {
 	rev, src, err := sf.resolve(ctx, repoArg)
 	if err != nil {
 		return nil, nil, err
 	}
-	close = func() { _ = src.Close() }
+	closeFn = func() { _ = src.Close() }
 	repo, err = fleet.Load(ctx, rev.FS)
 	if err != nil {
-		close()
+		closeFn()
 		return nil, nil, err
 	}
 	repo.Revision = rev.Commit
-	return repo, close, nil
+	return repo, closeFn, nil
 }
 
 func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
@@ -88,7 +90,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	managers := newManagerSet(&o.conn)
 	versions := managers.kubeVersions(ctx, selectedClusters(repo, o.clusters))
 	rendered := render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: o.clusters})
-	opts := apply.FleetOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout}
+	opts := apply.FleetOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {
 			action := string(c.Action)

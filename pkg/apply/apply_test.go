@@ -216,3 +216,63 @@ func unstructuredString(obj map[string]any, fields ...string) (string, bool, err
 	s, ok := cur.(string)
 	return s, ok, nil
 }
+
+func TestApplyDryRunIntoNewNamespace(t *testing.T) {
+	e := newEnv(t)
+	stream := `apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s-new}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: inside, namespace: %[1]s-new}
+data: {a: b}
+`
+	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "dry", Objects: objs(t, e.ns, stream), DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAction(t, cs, "Namespace", "", e.ns+"-new", apply.Created)
+	c := wantAction(t, cs, "ConfigMap", e.ns+"-new", "inside", apply.Created)
+	if !c.DryRun || !strings.Contains(c.Reason, "namespace does not exist yet") {
+		t.Fatalf("change %+v", c)
+	}
+	if e.cnt.writes.Load() != 0 {
+		t.Fatalf("dry run wrote:\n%s", e.cnt.writeLog())
+	}
+}
+
+func TestHealthyHistoryIsBounded(t *testing.T) {
+	e := newEnv(t)
+	if err := e.m.RecordHealthy(ctxT(t), "h", "r0", "d"); err == nil {
+		t.Fatal("recorded a healthy revision without an inventory")
+	}
+	mustApply(t, e, apply.ApplyRequest{App: "h", Revision: "r1", Objects: configMaps(t, e.ns, 1)})
+	for _, rev := range []string{"r1", "r2", "r3", "r2"} {
+		if err := e.m.RecordHealthy(ctxT(t), "h", rev, "d"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := e.m.Inventory(ctxT(t), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []string
+	for _, h := range inv.History {
+		revs = append(revs, h.Revision)
+	}
+	if strings.Join(revs, ",") != "r2,r3,r1" {
+		t.Fatalf("history %v, want newest first without duplicates", revs)
+	}
+	if last, ok := inv.LastHealthy("r2"); !ok || last.Revision != "r3" {
+		t.Fatalf("LastHealthy = %+v", last)
+	}
+	small := apply.NewManager(e.m.Cluster(), apply.Options{InventoryNamespace: e.ns, HistoryLimit: 2})
+	if err := small.RecordHealthy(ctxT(t), "h", "r4", "d"); err != nil {
+		t.Fatal(err)
+	}
+	inv, err = small.Inventory(ctxT(t), "h")
+	if err != nil || len(inv.History) != 2 || inv.History[0].Revision != "r4" || inv.History[1].Revision != "r2" {
+		t.Fatalf("history with limit 2: %+v %v", inv.History, err)
+	}
+}

@@ -22,6 +22,9 @@ type FleetOptions struct {
 	// Timeout is the health timeout of apps whose rollout (or the fleet) sets none
 	// (default 5m).
 	Timeout time.Duration
+	// TimeoutOverrides makes Timeout the health timeout of every app, whatever the
+	// repo says (an explicit --timeout).
+	TimeoutOverrides bool
 	// Progress receives every object's change as soon as it is known, one call at a time.
 	Progress func(Change)
 }
@@ -187,7 +190,7 @@ func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connEr
 			req.Namespace = app.Spec.Namespace
 			req.Prune = app.Spec.Prune
 			req.DependsOn = app.Spec.DependsOn
-			if t := healthTimeout(repo, app); t > 0 {
+			if t := healthTimeout(repo, app); t > 0 && !opts.TimeoutOverrides {
 				req.Timeout = t
 			}
 		}

@@ -84,6 +84,8 @@ type run struct {
 	cs   *ChangeSet
 	mu   sync.Mutex
 	seen map[string]bool
+	// crdKinds are the kinds defined by the CRDs of the request.
+	crdKinds map[schema.GroupKind]bool
 }
 
 func (r *run) record(c Change) {
@@ -176,8 +178,8 @@ func (m *Manager) Apply(ctx context.Context, req ApplyRequest) (*ChangeSet, erro
 	return r.cs, errors.Join(errs...)
 }
 
-// prepare copies and labels the objects, resolves what can be resolved now and
-// sorts them by stage (stable).
+// prepare copies and labels the objects and gives each its first stage guess
+// (CRD, Namespace, or later; resolve refines it).
 func (r *run) prepare() []*target {
 	out := make([]*target, 0, len(r.req.Objects))
 	for _, o := range r.req.Objects {
@@ -192,6 +194,12 @@ func (r *run) prepare() []*target {
 		switch {
 		case isCRD(gk):
 			t.stage = stageCRD
+			group, _, _ := unstructured.NestedString(t.obj.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(t.obj.Object, "spec", "names", "kind")
+			if r.crdKinds == nil {
+				r.crdKinds = map[schema.GroupKind]bool{}
+			}
+			r.crdKinds[schema.GroupKind{Group: group, Kind: kind}] = true
 		case isNamespace(gk):
 			t.stage = stageNamespace
 		default:
@@ -290,8 +298,8 @@ func (r *run) applyBatch(ctx context.Context, ts []*target) {
 			t.err = errors.New("the object appears twice in the app")
 		}
 		r.seen[key] = true
-		if t.err != nil && r.req.DryRun && meta.IsNoMatchError(t.err) {
-			r.record(Change{Object: t.ref, Action: Skipped, Reason: "kind not served yet (its CRD is not applied in a dry run)"})
+		if t.err != nil && r.req.DryRun && meta.IsNoMatchError(t.err) && r.crdKinds[t.obj.GroupVersionKind().GroupKind()] {
+			r.record(Change{Object: t.ref, Action: Skipped, Reason: "its CRD is part of this apply, not installed in a dry run"})
 			continue
 		}
 		if t.err != nil {

@@ -99,6 +99,12 @@ func (r *run) write(ctx context.Context, t *target) {
 		}
 		op := "apply"
 		if r.req.DryRun {
+			if namespaceMissing(err) {
+				// The namespace is created by this apply (or the app's namespace):
+				// the server cannot dry-run into it yet.
+				r.record(Change{Object: t.ref, Action: Created, Reason: "its namespace does not exist yet: not validated by the server"})
+				return
+			}
 			op = "dry-run apply"
 		}
 		r.fail(t, op, err)
@@ -254,4 +260,14 @@ func SecretValues(obj *unstructured.Unstructured) []string {
 	// Longest first, so a value containing another is replaced whole.
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
+}
+
+// namespaceMissing reports whether an error says the object's namespace does not exist.
+func namespaceMissing(err error) bool {
+	var st apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return false
+	}
+	d := st.Status().Details
+	return d != nil && d.Kind == "namespaces"
 }

@@ -271,12 +271,12 @@ func fromSecret(ctx context.Context, name string, raw *clientcmdapi.Config, opts
 	}
 	data, ok := sec.Data[SecretKey]
 	if !ok {
-		return nil, fmt.Errorf("Secret %s/%s%s has no key %q", ns, SecretPrefix, name, SecretKey)
+		return nil, fmt.Errorf("no key %q in Secret %s/%s%s", SecretKey, ns, SecretPrefix, name)
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 	if err != nil {
 		// The error may quote the document; say only where it came from.
-		return nil, fmt.Errorf("Secret %s/%s%s key %q: not a valid kubeconfig", ns, SecretPrefix, name, SecretKey)
+		return nil, fmt.Errorf("key %q of Secret %s/%s%s is not a valid kubeconfig", SecretKey, ns, SecretPrefix, name)
 	}
 	return cfg, nil
 }

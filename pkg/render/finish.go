@@ -69,12 +69,21 @@ func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 		byCluster[n] = append(byCluster[n], j)
 	}
 	sort.Strings(order)
-	out := make([]ClusterResult, 0, len(order))
-	for _, n := range order {
+	out := make([]ClusterResult, len(order))
+	sem := make(chan struct{}, run.r.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, n := range order {
 		l := byCluster[n]
 		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
-		out = append(out, ClusterResult{Cluster: n, Apps: run.finishCluster(l)})
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l)}
+		}()
 	}
+	wg.Wait()
 	return out
 }
 
@@ -192,17 +201,29 @@ func newFinishCache() *finishCache { return &finishCache{m: map[string][]*finish
 
 func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var hit *finished
 	for _, f := range c.m[slot] {
-		if f.key != key {
-			continue
+		if f.key == key {
+			hit = f
+			break
 		}
-		if f.revision != revision {
-			f.revision, f.stamped = revision, stamp(f.base, revision)
-		}
-		return f.stamped, true
 	}
-	return nil, false
+	if hit == nil {
+		c.mu.Unlock()
+		return nil, false
+	}
+	if hit.revision == revision {
+		objs := hit.stamped
+		c.mu.Unlock()
+		return objs, true
+	}
+	base := hit.base
+	c.mu.Unlock()
+	objs := stamp(base, revision)
+	c.mu.Lock()
+	hit.revision, hit.stamped = revision, objs
+	c.mu.Unlock()
+	return objs, true
 }
 
 func (c *finishCache) put(slot, key string, base []*unstructured.Unstructured, revision string, stamped []*unstructured.Unstructured) {

@@ -157,12 +157,17 @@ func (f *repoFS) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !f.allowRemote && isKustomizationFile(r) {
-		if err := f.checkRemote(r, b); err != nil {
-			if f.refused == nil {
-				f.refused = err
+	if isKustomizationFile(r) {
+		if remote := f.remoteResource(r, b); remote != "" {
+			if f.allowRemote {
+				f.deps.volatile.Store(true) // its content can change without the repo changing
+			} else {
+				err := fmt.Errorf("%s: remote resource %q refused (remote bases are disabled; allow them with --allow-remote-bases)", r, remote)
+				if f.refused == nil {
+					f.refused = err
+				}
+				return nil, err
 			}
-			return nil, err
 		}
 	}
 	return b, nil
@@ -176,25 +181,25 @@ func isKustomizationFile(p string) bool {
 	return false
 }
 
-// checkRemote refuses a kustomization that names remote resources.
-func (f *repoFS) checkRemote(file string, b []byte) error {
+// remoteResource returns the first remote resource a kustomization names.
+func (f *repoFS) remoteResource(file string, b []byte) string {
 	var k struct {
 		Resources  []string `json:"resources"`
 		Bases      []string `json:"bases"`
 		Components []string `json:"components"`
 	}
 	if err := yaml.Unmarshal(b, &k); err != nil {
-		return nil // krusty reports the syntax error with more detail
+		return "" // krusty reports the syntax error with more detail
 	}
 	dir := path.Dir(file)
 	for _, list := range [][]string{k.Resources, k.Bases, k.Components} {
 		for _, r := range list {
 			if f.isRemote(dir, r) {
-				return fmt.Errorf("%s: remote resource %q refused (remote bases are disabled; allow them with --allow-remote-bases)", file, r)
+				return r
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 func (f *repoFS) isRemote(dir, r string) bool {

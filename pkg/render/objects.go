@@ -48,7 +48,10 @@ func decodeObjects(data []byte, source string) ([]object, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: not a Kubernetes object (a YAML mapping)", where)
 		}
-		if items, isList := o["items"].([]any); isList && strings.HasSuffix(str(o, "kind"), "List") {
+		// A List (v1 List, or any *List without a name of its own) holds objects.
+		items, hasItems := o["items"].([]any)
+		isList := hasItems && (str(o, "kind") == "List" || strings.HasSuffix(str(o, "kind"), "List") && str(o, "metadata", "name") == "")
+		if isList {
 			for i, it := range items {
 				item, ok := it.(map[string]any)
 				if !ok {

@@ -295,6 +295,11 @@ func (c *renderCache) get(key string, snap *snapshot) (*cacheEntry, bool) {
 }
 
 func (c *renderCache) put(key string, d *deps, objs []object) *cacheEntry {
+	return c.store(key, d, objs, !d.volatile.Load())
+}
+
+// store makes the cache entry of a render, and keeps it when keep is set.
+func (c *renderCache) store(key string, d *deps, objs []object, keep bool) *cacheEntry {
 	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}}
 	for _, o := range objs {
 		switch gkOf(o) {
@@ -308,6 +313,9 @@ func (c *renderCache) put(key string, d *deps, objs []object) *cacheEntry {
 	defer c.mu.Unlock()
 	c.lastID++
 	e.id = c.lastID
+	if !keep {
+		return e
+	}
 	if len(c.m) >= maxCacheKeys {
 		c.m = map[string][]*cacheEntry{}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -139,8 +140,10 @@ func objectsOf(p *AppResult) []object {
 
 // TestRemoteBases: an http resource is refused by default and fetched when allowed.
 func TestRemoteBases(t *testing.T) {
+	var from atomic.Value
+	from.Store("server")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: remote}\ndata: {from: server}\n")
+		fmt.Fprintf(w, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: remote}\ndata: {from: %s}\n", from.Load())
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
@@ -157,12 +160,20 @@ func TestRemoteBases(t *testing.T) {
 	if refused.Err == nil || !strings.Contains(refused.Err.Error(), "refused") {
 		t.Fatalf("remote base without the option: want refused, got %v", refused.Err)
 	}
-	allowed := New(Options{AllowRemoteBases: true}).Render(context.Background(), repo, sel).Get("beta", "web")
+	r := New(Options{AllowRemoteBases: true})
+	allowed := r.Render(context.Background(), repo, sel).Get("beta", "web")
 	if allowed.Err != nil {
 		t.Fatalf("remote base allowed: %v", allowed.Err)
 	}
 	if !hasObject(objectsOf(allowed), "/ConfigMap", "web", "remote") {
 		t.Fatalf("remote ConfigMap not rendered")
+	}
+	// A render that read a remote resource is not cached across calls: the
+	// remote content may change while the repo does not.
+	from.Store("changed")
+	again := r.Render(context.Background(), repo, sel)
+	if again.Stats.Cached != 0 || !strings.Contains(outputs(t, again)["beta/web.yaml"], "from: changed") {
+		t.Errorf("remote content change not picked up: stats %+v", again.Stats)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -225,6 +226,10 @@ func (s *snapshot) digest(p string) string {
 type deps struct {
 	mu   sync.Mutex
 	seen map[string]string
+	// volatile marks a render that read something outside the repo (a
+	// remote kustomize resource): it is shared within a Render call but not
+	// cached across calls.
+	volatile atomic.Bool
 }
 
 func newDeps() *deps { return &deps{seen: map[string]string{}} }
