@@ -2,7 +2,7 @@
 # The demo behind `make demo`: fleetsync on examples/fleet-repo against the built-in
 # local fleet (north, south, east), which the Makefile has started in $FLEET_DIR.
 set -euo pipefail
-: "${FLEET_DIR:?FLEET_DIR names the local fleet's directory}"
+: "${FLEET_DIR:?FLEET_DIR must name the local fleet directory}"
 FLEETSYNC=${FLEETSYNC:-bin/fleetsync}
 REPO=examples/fleet-repo
 OUT=${OUT:-out}
@@ -19,7 +19,7 @@ find "$OUT/rendered" -name '*.yaml' | sort | sed 's/^/  /'
 echo "storage classes per cluster (logical 'fast' mapped):"
 grep -H 'storageClassName' "$OUT"/rendered/*/mes.yaml | sed 's/^/  /'
 
-step "plan: what a pull request that changes order-service's replicas does, per cluster"
+step "plan: what a pull request that scales mes to 7 replicas and sets order-service's log level does, per cluster"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$REPO" "$work/repo"
@@ -27,10 +27,11 @@ cp -r "$REPO" "$work/repo"
   cd "$work/repo"
   git init -q -b main && git add -A
   git -c user.name=demo -c user.email=demo@fleetsync.invalid commit -qm "fleet"
-  sed -i 's/replicaCount: 20/replicaCount: 25/' apps/order-service/app.yaml
-  git -c user.name=demo -c user.email=demo@fleetsync.invalid commit -qam "order-service: 25 replicas"
+  sed -i 's/replicas: 5/replicas: 7/' apps/mes/base/deployment.yaml
+  sed -i 's/logLevel: info/logLevel: warn/' apps/order-service/values-prod.yaml
+  git -c user.name=demo -c user.email=demo@fleetsync.invalid commit -qam "mes: 7 replicas; order-service: warn"
 )
-"$FLEETSYNC" plan --repo "$work/repo" --base HEAD~1 --head HEAD -o markdown | head -40
+"$FLEETSYNC" plan --repo "$work/repo" --base HEAD~1 --head HEAD -o markdown | head -60
 
 step "apply: server-side apply to every cluster, waves and dependsOn honoured, waits for health"
 "$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR"

@@ -139,17 +139,20 @@ func printApplySummary(w io.Writer, res *apply.FleetResult) {
 		if p.ChangeSet != nil {
 			counts = p.ChangeSet.Counts()
 		}
-		health := "Healthy"
+		health, wave := "Healthy", fmt.Sprint(p.Wave+1)
+		if p.Removed {
+			health, wave = "Removed", "-"
+		}
 		switch {
 		case p.Err != nil:
 			health = "Failed"
 			errs = append(errs, p.Err.Error())
 		case res.DryRun:
 			health = "-"
-		case !p.Healthy:
+		case !p.Healthy && !p.Removed:
 			health = "Unhealthy"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Cluster, p.App, p.Wave+1,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Cluster, p.App, wave,
 			counts[apply.Created]+counts[apply.Recreated], counts[apply.Configured], counts[apply.Unchanged],
 			counts[apply.Pruned], counts[apply.Skipped], counts[apply.Failed], health)
 	}

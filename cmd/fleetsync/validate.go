@@ -24,7 +24,7 @@ type validateFlags struct {
 // BindFlags adds validate's flags.
 func (f *validateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repo: a directory or a git URL")
-	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fs.StringVarP(&f.output, "output", "o", "text", "output format: text, json or yaml")
 	fs.BoolVar(&f.render, "render", true, "also render every (cluster, app) pair; --render=false checks the files only")
 	f.source.BindFlags(fs)
 }
@@ -47,7 +47,7 @@ func newValidateCmd() *cobra.Command {
 	return cmd
 }
 
-// validateReport is validate's JSON output.
+// validateReport is validate's JSON and YAML output.
 type validateReport struct {
 	Valid    bool             `json:"valid"`
 	Problems fleet.Problems   `json:"problems"`
@@ -64,18 +64,18 @@ type validateSummary struct {
 }
 
 func runValidate(ctx context.Context, stdout, stderr io.Writer, f *validateFlags) error {
-	if f.output != "text" && f.output != "json" {
-		return &exitError{code: 1, err: fmt.Errorf("-o %s: want text or json", f.output)}
+	if f.output != "text" && f.output != "json" && f.output != "yaml" {
+		return &exitError{code: 1, err: fmt.Errorf("-o %s: want text, json or yaml", f.output)}
 	}
 	report, err := validateRepo(ctx, f)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	if f.output == "json" {
+	if f.output != "text" {
 		if report.Problems == nil {
 			report.Problems = fleet.Problems{}
 		}
-		if err := printData(stdout, "json", report); err != nil {
+		if err := printData(stdout, f.output, report); err != nil {
 			return err
 		}
 	} else {

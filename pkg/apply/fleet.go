@@ -39,8 +39,11 @@ type PairOutcome struct {
 	Phase     int        `json:"phase"`
 	ChangeSet *ChangeSet `json:"changeSet,omitempty"`
 	Healthy   bool       `json:"healthy"`
-	Err       error      `json:"-"`
-	Error     string     `json:"error,omitempty"`
+	// Removed is set for an app that has an inventory on the cluster but is no
+	// longer desired there (see Manager.Uninstall).
+	Removed bool   `json:"removed,omitempty"`
+	Err     error  `json:"-"`
+	Error   string `json:"error,omitempty"`
 }
 
 // FleetResult is the outcome of ApplyFleet, sorted by cluster then app.
@@ -150,6 +153,7 @@ func ApplyFleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, 
 		}
 		res.Pairs = append(res.Pairs, *p.out)
 	}
+	res.Pairs = append(res.Pairs, removeOrphans(ctx, repo, rendered, pairs, connect, opts)...)
 	sort.SliceStable(res.Pairs, func(i, j int) bool {
 		if res.Pairs[i].Cluster != res.Pairs[j].Cluster {
 			return res.Pairs[i].Cluster < res.Pairs[j].Cluster
@@ -179,6 +183,7 @@ func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connEr
 		app := repo.App(p.app)
 		req := AppRequest{ApplyRequest: ApplyRequest{
 			App:            p.app,
+			Fleet:          fleetName(repo),
 			Revision:       revisionOf(repo),
 			Objects:        p.res.Objects,
 			DryRun:         opts.DryRun,
@@ -303,4 +308,67 @@ func waveBlocked(pairs []*pair, p *pair, dryRun bool) error {
 	}
 	sort.Strings(bad)
 	return fmt.Errorf("%s/%s: not applied: rollout stopped, wave %d is not healthy on %s", p.cluster, p.app, wave+1, strings.Join(bad, ", "))
+}
+
+// removeOrphans uninstalls, on each rendered cluster, the apps that have an
+// inventory there but are no longer desired there, clusters in parallel.
+func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Result, pairs []*pair, connect Connector, opts FleetOptions) []PairOutcome {
+	desired := map[string]bool{}
+	for _, p := range pairs {
+		desired[p.cluster+"/"+p.app] = true
+	}
+	var mu sync.Mutex
+	var out []PairOutcome
+	var wg sync.WaitGroup
+	for _, cr := range rendered.Clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := connect(ctx, cr.Cluster)
+			if err != nil {
+				return // already reported by the cluster's pairs
+			}
+			apps, err := m.Inventories(ctx)
+			if err != nil {
+				mu.Lock()
+				out = append(out, PairOutcome{Cluster: cr.Cluster, Removed: true, Err: err, Error: err.Error()})
+				mu.Unlock()
+				return
+			}
+			for _, app := range apps {
+				if desired[cr.Cluster+"/"+app] {
+					continue
+				}
+				if inv, err := m.Inventory(ctx, app); err != nil || inv == nil || inv.Fleet != fleetName(repo) {
+					continue // applied by another fleet (or unreadable): not ours to remove
+				}
+				cs, err := m.Uninstall(ctx, app, opts.AllowMassPrune, opts.DryRun)
+				o := PairOutcome{Cluster: cr.Cluster, App: app, ChangeSet: cs, Removed: true, Healthy: err == nil, Err: err}
+				if err != nil {
+					o.Error = fmt.Sprintf("%s/%s: the app is no longer desired on this cluster: %v", cr.Cluster, app, err)
+					o.Err = fmt.Errorf("%s/%s: the app is no longer desired on this cluster: %w", cr.Cluster, app, err)
+				}
+				if opts.Progress != nil && cs != nil {
+					for _, c := range cs.Changes {
+						mu.Lock()
+						opts.Progress(c)
+						mu.Unlock()
+					}
+				}
+				mu.Lock()
+				out = append(out, o)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// fleetName is the fleet's name from fleet.yaml ("" without one).
+func fleetName(repo *fleet.Repo) string {
+	if repo.Fleet == nil {
+		return ""
+	}
+	return repo.Fleet.Metadata.Name
 }

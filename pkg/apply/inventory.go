@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,12 +22,17 @@ import (
 // the cluster, in ConfigMap fleetsync-system/fleetsync-inv-<app>.
 type Inventory struct {
 	App string `json:"app"`
+	// Fleet names the fleet (fleet.yaml metadata.name, may be empty) that applied it.
+	Fleet string `json:"fleet,omitempty"`
 	// Revision is the revision of the last apply.
 	Revision string `json:"revision"`
 	// Digest is the digest of the last applied desired set (see Digest).
 	Digest string `json:"digest"`
 	// Objects are the objects fleetsync manages for the app, in apply order.
 	Objects []ObjectRef `json:"objects"`
+	// Prune is the app's prune setting at the last apply (used when the app
+	// disappears from the cluster's desired state).
+	Prune bool `json:"prune"`
 	// History holds the last healthy revisions, newest first.
 	History []HistoryEntry `json:"history,omitempty"`
 }
@@ -90,7 +96,7 @@ func (m *Manager) Inventory(ctx context.Context, app string) (*Inventory, error)
 }
 
 func decodeInventory(data map[string]string) (*Inventory, error) {
-	inv := &Inventory{App: data["app"], Revision: data["revision"], Digest: data["digest"]}
+	inv := &Inventory{App: data["app"], Revision: data["revision"], Digest: data["digest"], Prune: data["prune"] == "true", Fleet: data["fleet"]}
 	if s := data["objects"]; s != "" {
 		if err := json.Unmarshal([]byte(s), &inv.Objects); err != nil {
 			return nil, fmt.Errorf("key objects: %w", err)
@@ -124,6 +130,10 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 		"revision": inv.Revision,
 		"digest":   inv.Digest,
 		"objects":  objs.String(),
+		"prune":    strconv.FormatBool(inv.Prune),
+	}
+	if inv.Fleet != "" {
+		data["fleet"] = inv.Fleet
 	}
 	if len(inv.History) > 0 {
 		b, err := json.MarshalIndent(inv.History, "", "  ")
@@ -159,7 +169,7 @@ func (m *Manager) writeInventory(ctx context.Context, old, inv *Inventory) error
 		"metadata": map[string]any{
 			"name":      InventoryName(inv.App),
 			"namespace": m.opts.InventoryNamespace,
-			"labels":    map[string]any{"app.kubernetes.io/managed-by": "fleetsync", "fleetsync.dev/inventory": inv.App},
+			"labels":    map[string]any{"app.kubernetes.io/managed-by": "fleetsync", labelInventory: inv.App},
 		},
 		"data": dataAny,
 	}}
@@ -237,4 +247,63 @@ func refStage(r ObjectRef) int {
 	default:
 		return stageNamespaced
 	}
+}
+
+// labelInventory marks inventory ConfigMaps; its value is the app.
+const labelInventory = "fleetsync.dev/inventory"
+
+// Inventories returns the apps that have an inventory on the cluster, sorted.
+func (m *Manager) Inventories(ctx context.Context) ([]string, error) {
+	list, err := m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace).List(ctx, metav1.ListOptions{LabelSelector: labelInventory})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: list inventories in %s: %w", m.cluster.Name, m.opts.InventoryNamespace, err)
+	}
+	var apps []string
+	for _, cm := range list.Items {
+		if app := cm.GetLabels()[labelInventory]; app != "" && cm.GetName() == InventoryName(app) {
+			apps = append(apps, app)
+		}
+	}
+	sort.Strings(apps)
+	return apps, nil
+}
+
+// Uninstall handles an app that is no longer desired on the cluster at all (it
+// left the repo, or no longer targets the cluster). When its inventory says
+// prune, every object is pruned, under the same rules as Apply: removing a whole
+// app always trips the mass-prune guard, so nothing is deleted unless
+// allowMassPrune. Without prune, the objects are left on the cluster. Either way
+// the inventory is deleted once nothing in it is managed any more. Never call it
+// when loading, fetching or validating the repo failed.
+func (m *Manager) Uninstall(ctx context.Context, app string, allowMassPrune, dryRun bool) (*ChangeSet, error) {
+	inv, err := m.Inventory(ctx, app)
+	if err != nil || inv == nil {
+		return &ChangeSet{Cluster: m.cluster.Name, App: app}, err
+	}
+	cs := &ChangeSet{Cluster: m.cluster.Name, App: app, Revision: inv.Revision}
+	if inv.Prune {
+		cs, err = m.Apply(ctx, ApplyRequest{App: app, Fleet: inv.Fleet, Revision: inv.Revision, Prune: true, AllowMassPrune: allowMassPrune, DryRun: dryRun})
+		if err != nil {
+			return cs, err
+		}
+		if after, err := m.Inventory(ctx, app); err != nil || (after != nil && len(after.Objects) > 0) {
+			return cs, err // failed deletes stay in the inventory
+		}
+	} else {
+		for _, ref := range inv.Objects {
+			cs.Changes = append(cs.Changes, Change{Cluster: m.cluster.Name, App: app, Object: ref, Action: Skipped,
+				Reason: "the app left this cluster and does not prune: left on the cluster, no longer managed", DryRun: dryRun})
+		}
+	}
+	if dryRun {
+		return cs, nil
+	}
+	err = m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace).Delete(ctx, InventoryName(app), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return cs, fmt.Errorf("%s/%s: delete inventory: %w", m.cluster.Name, app, err)
+	}
+	return cs, nil
 }

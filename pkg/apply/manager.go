@@ -136,7 +136,7 @@ func (m *Manager) Apply(ctx context.Context, req ApplyRequest) (*ChangeSet, erro
 	if err != nil {
 		errs = append(errs, err)
 	}
-	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep)}
+	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet}
 	if inv != nil {
 		newInv.History = inv.History
 	}

@@ -88,6 +88,9 @@ func (o Options) withDefaults() Options {
 type ApplyRequest struct {
 	// App names the app; objects are labelled fleetsync.dev/app=<App>.
 	App string
+	// Fleet names the fleet (fleet.yaml metadata.name; may be empty); recorded in
+	// the inventory so that a fleet only ever removes apps it applied itself.
+	Fleet string
 	// Revision is the fleet repo commit the objects were rendered from.
 	Revision string
 	// Namespace is the app's namespace: created when missing and not among Objects,

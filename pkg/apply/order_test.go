@@ -165,3 +165,70 @@ func TestApplyFleetWaves(t *testing.T) {
 		t.Fatalf("south: %+v", s)
 	}
 }
+
+func TestApplyFleetRemovesAppsThatLeftTheCluster(t *testing.T) {
+	e := newEnv(t)
+	mustApply(t, e, apply.ApplyRequest{App: "old", Objects: configMaps(t, e.ns, 2), Prune: true})
+	mustApply(t, e, apply.ApplyRequest{App: "foreign", Fleet: "another-fleet", Prune: true,
+		Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: foreign, namespace: %[1]s}\n")})
+	mustApply(t, e, apply.ApplyRequest{App: "kept", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: %[1]s}\n")})
+	repo := &fleet.Repo{
+		Clusters: []*v1alpha1.Cluster{{Metadata: v1alpha1.ObjectMeta{Name: "north"}}},
+		Apps:     []*v1alpha1.App{{Metadata: v1alpha1.ObjectMeta{Name: "cur"}, Spec: v1alpha1.AppSpec{Namespace: e.ns}}},
+	}
+	rendered := &render.Result{Clusters: []render.ClusterResult{{Cluster: "north", Apps: []render.AppResult{
+		{App: "cur", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cur, namespace: %[1]s}\n")},
+	}}}}
+	connect := func(context.Context, string) (*apply.Manager, error) { return e.m, nil }
+	outcome := func(res *apply.FleetResult, app string) apply.PairOutcome {
+		for _, p := range res.Pairs {
+			if p.App == app {
+				return p
+			}
+		}
+		t.Fatalf("no outcome for %s in %+v", app, res.Pairs)
+		return apply.PairOutcome{}
+	}
+
+	// Removing a whole app is a mass prune: refused without AllowMassPrune.
+	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
+	if o := outcome(res, "old"); !o.Removed || o.Err == nil || !strings.Contains(o.Err.Error(), "no longer desired") {
+		t.Fatalf("old: %+v", o)
+	}
+	if !e.exists(t, "cm-0") || !e.exists(t, "cm-1") {
+		t.Fatal("objects of a removed app deleted without --allow-mass-prune")
+	}
+	// An app that did not prune leaves its objects and is forgotten.
+	if o := outcome(res, "kept"); o.Err != nil || o.ChangeSet.Count(apply.Skipped) != 1 {
+		t.Fatalf("kept: %+v", o)
+	}
+	if !e.exists(t, "kept") {
+		t.Fatal("object of a non-pruning app deleted")
+	}
+	if inv, err := e.m.Inventory(ctxT(t), "kept"); err != nil || inv != nil {
+		t.Fatalf("inventory of kept: %+v %v", inv, err)
+	}
+
+	res = apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute, AllowMassPrune: true})
+	if o := outcome(res, "old"); o.Err != nil || o.ChangeSet.Count(apply.Pruned) != 2 {
+		t.Fatalf("old with AllowMassPrune: %+v", o)
+	}
+	if e.exists(t, "cm-0") || e.exists(t, "cm-1") {
+		t.Fatal("objects of the removed app still there")
+	}
+	if inv, err := e.m.Inventory(ctxT(t), "old"); err != nil || inv != nil {
+		t.Fatalf("inventory of old: %+v %v", inv, err)
+	}
+	if !res.OK() {
+		t.Fatalf("not OK: %+v", res.Pairs)
+	}
+	// Another fleet's app on the same cluster is never touched.
+	for _, p := range res.Pairs {
+		if p.App == "foreign" {
+			t.Fatalf("another fleet's app was handled: %+v", p)
+		}
+	}
+	if !e.exists(t, "foreign") {
+		t.Fatal("another fleet's object deleted")
+	}
+}
