@@ -69,6 +69,7 @@ golden:
 # bench: every benchmark reports ratios against a baseline measured in the same run.
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 3x ./pkg/source/
+	FLEETSYNC_TESTFLEET_DIR= $(GO) test -run '^$$' -bench BenchmarkApply1000 -benchtime 1x -timeout 30m ./pkg/apply/
 	$(GO) test -run '^$$' -bench . -benchtime 5s -timeout 60m ./bench/render/
 
 fleet-up:

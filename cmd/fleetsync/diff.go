@@ -128,6 +128,9 @@ func diffFleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, m
 				}
 				local = append(local, p)
 			}
+			if connErr == nil {
+				local = append(local, diffRemovedApps(ctx, repo, m, cr)...)
+			}
 			mu.Lock()
 			out = append(out, local...)
 			mu.Unlock()
@@ -174,4 +177,39 @@ func printDiffText(w io.Writer, pairs []diffPair) {
 			fmt.Fprintf(w, "  error: %s\n", oneLine(p.Error))
 		}
 	}
+}
+
+// diffRemovedApps reports the objects of apps this fleet applied to the cluster
+// that are no longer desired there (all extra).
+func diffRemovedApps(ctx context.Context, repo *fleet.Repo, m *apply.Manager, cr render.ClusterResult) []diffPair {
+	desired := map[string]bool{}
+	for _, ar := range cr.Apps {
+		desired[ar.App] = true
+	}
+	fleetName := ""
+	if repo.Fleet != nil {
+		fleetName = repo.Fleet.Metadata.Name
+	}
+	apps, err := m.Inventories(ctx)
+	if err != nil {
+		return []diffPair{{Cluster: cr.Cluster, Error: err.Error()}}
+	}
+	var out []diffPair
+	for _, app := range apps {
+		if desired[app] {
+			continue
+		}
+		inv, err := m.Inventory(ctx, app)
+		if err != nil || inv == nil || inv.Fleet != fleetName {
+			continue // another fleet's app
+		}
+		p := diffPair{Cluster: cr.Cluster, App: app}
+		rep, err := drift.Detect(ctx, m, apply.ApplyRequest{App: app})
+		p.Report = rep
+		if err != nil {
+			p.Error = err.Error()
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -345,8 +345,9 @@ func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Resul
 				cs, err := m.Uninstall(ctx, app, opts.AllowMassPrune, opts.DryRun)
 				o := PairOutcome{Cluster: cr.Cluster, App: app, ChangeSet: cs, Removed: true, Healthy: err == nil, Err: err}
 				if err != nil {
-					o.Error = fmt.Sprintf("%s/%s: the app is no longer desired on this cluster: %v", cr.Cluster, app, err)
-					o.Err = fmt.Errorf("%s/%s: the app is no longer desired on this cluster: %w", cr.Cluster, app, err)
+					// err already names the cluster and the app.
+					o.Err = fmt.Errorf("app no longer desired on this cluster: %w", err)
+					o.Error = o.Err.Error()
 				}
 				if opts.Progress != nil && cs != nil {
 					for _, c := range cs.Changes {

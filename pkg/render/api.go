@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -58,6 +57,7 @@ type Renderer struct {
 	opts     Options
 	cache    *renderCache
 	finished *finishCache
+	keys     *keyMemo
 	charts   *chartStore
 }
 
@@ -69,7 +69,7 @@ func New(opts Options) *Renderer {
 	if opts.DefaultKubeVersion == "" {
 		opts.DefaultKubeVersion = DefaultKubeVersion
 	}
-	return &Renderer{opts: opts, cache: newRenderCache(), finished: newFinishCache(), charts: newChartStore(opts)}
+	return &Renderer{opts: opts, cache: newRenderCache(), finished: newFinishCache(), keys: newKeyMemo(), charts: newChartStore(opts)}
 }
 
 // Selection limits a render to some clusters and apps; empty means all.
@@ -134,31 +134,7 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		snap = &snapshot{}
 	}
 	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}}
-	sem := make(chan struct{}, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		if j.err != nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				j.err = pairErr(j.cluster, j.app, ctx.Err())
-				return
-			}
-			defer func() { <-sem }()
-			if err := ctx.Err(); err != nil {
-				j.err = pairErr(j.cluster, j.app, err)
-				return
-			}
-			j.src, j.err = run.renderPair(ctx, j.cluster, j.app)
-		}()
-	}
-	wg.Wait()
-	res.Clusters = mergeBad(run.finishAll(jobs), bad)
+	res.Clusters = mergeBad(run.renderAll(ctx, jobs), bad)
 	res.Stats = run.stats(len(jobs))
 	return res
 }

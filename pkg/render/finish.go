@@ -1,14 +1,17 @@
 package render
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -56,9 +59,11 @@ type clusterFacts struct {
 	explicit map[string]bool   // Namespaces some app renders itself
 }
 
-// finishAll runs the per-cluster steps on every rendered pair and checks
-// for objects produced by two apps on one cluster.
-func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
+// renderAll renders every pair and runs the per-cluster steps on each
+// cluster as soon as its last pair is rendered, so that finishing overlaps
+// the renders still running (Kustomize builds are serialised process-wide).
+// It checks for objects produced by two apps on one cluster.
+func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterResult {
 	byCluster := map[string][]*pairJob{}
 	var order []string
 	for _, j := range jobs {
@@ -75,16 +80,60 @@ func (run *renderRun) finishAll(jobs []*pairJob) []ClusterResult {
 	for i, n := range order {
 		l := byCluster[n]
 		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l)}
-		}()
+		var pending atomic.Int64
+		pending.Store(int64(len(l)))
+		for _, j := range l {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := &slot{sem: sem}
+				run.renderJob(ctx, j, s)
+				s.release()
+				if pending.Add(-1) != 0 {
+					return
+				}
+				// the last pair of the cluster: finish the cluster
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l)}
+			}()
+		}
 	}
 	wg.Wait()
 	return out
+}
+
+// slot is a goroutine's hold on one of the Concurrency CPU slots; it is
+// given back while the goroutine only waits.
+type slot struct {
+	sem  chan struct{}
+	held bool
+}
+
+func (s *slot) release() {
+	if s.held {
+		<-s.sem
+		s.held = false
+	}
+}
+
+// renderJob renders one pair's source into j.src (or j.err).
+func (run *renderRun) renderJob(ctx context.Context, j *pairJob, s *slot) {
+	if j.err != nil {
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		s.held = true
+	case <-ctx.Done():
+		j.err = pairErr(j.cluster, j.app, ctx.Err())
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		j.err = pairErr(j.cluster, j.app, err)
+		return
+	}
+	j.src, j.err = run.renderPair(ctx, j.cluster, j.app, s)
 }
 
 func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
@@ -241,19 +290,19 @@ func (c *finishCache) put(slot, key string, base []*unstructured.Unstructured, r
 func stamp(objs []*unstructured.Unstructured, revision string) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, u := range objs {
-		o := make(map[string]any, len(u.Object))
-		for k, v := range u.Object {
-			o[k] = v
+		o := maps.Clone(u.Object)
+		if o == nil {
+			o = map[string]any{}
 		}
-		old, _ := o["metadata"].(map[string]any)
-		md := make(map[string]any, len(old)+1)
-		for k, v := range old {
-			md[k] = v
+		md, _ := o["metadata"].(map[string]any)
+		md = maps.Clone(md)
+		if md == nil {
+			md = map[string]any{}
 		}
-		oldAnn, _ := md["annotations"].(map[string]any)
-		ann := make(map[string]any, len(oldAnn)+1)
-		for k, v := range oldAnn {
-			ann[k] = v
+		ann, _ := md["annotations"].(map[string]any)
+		ann = maps.Clone(ann)
+		if ann == nil {
+			ann = map[string]any{}
 		}
 		ann[v1alpha1.AnnotationRevision] = revision
 		md["annotations"] = ann

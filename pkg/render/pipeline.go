@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,7 @@ type renderRun struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	fps     map[any]string // fingerprint of each repo object
 
 	rendered, reused, cached atomic.Int64
 }
@@ -40,7 +42,7 @@ type pairJob struct {
 // flight is one render inside a Render call; pairs with the same inputs wait
 // for the same flight.
 type flight struct {
-	once sync.Once
+	done chan struct{} // closed when src and err are set
 	src  *cacheEntry
 	err  error
 }
@@ -72,45 +74,165 @@ func (s *renderSpec) key() (string, error) {
 }
 
 // renderPair renders the app's source for the cluster (before the
-// per-cluster finishing steps), sharing identical renders.
-func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*cacheEntry, error) {
-	spec, err := run.spec(ctx, c, app)
-	if err != nil {
-		return nil, pairErr(c, app, err)
-	}
-	key, err := spec.key()
+// per-cluster finishing steps), sharing identical renders. It gives back the
+// slot s while it waits for another pair's render or for a Kustomize build
+// (those run one at a time in the process anyway).
+func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) (*cacheEntry, error) {
+	spec, key, err := run.pairKey(ctx, c, app)
 	if err != nil {
 		return nil, pairErr(c, app, err)
 	}
 	run.mu.Lock()
 	f, ok := run.flights[key]
 	if !ok {
-		f = &flight{}
+		f = &flight{done: make(chan struct{})}
 		run.flights[key] = f
 	}
 	run.mu.Unlock()
-	first := false
-	f.once.Do(func() {
-		first = true
-		if e, ok := run.r.cache.get(key, run.snap); ok {
-			run.cached.Add(1)
-			f.src = e
-			return
-		}
-		d := newDeps()
-		objs, err := run.renderSource(ctx, spec, d)
-		run.rendered.Add(1)
-		if f.err = err; err == nil {
-			f.src = run.r.cache.put(key, d, objs)
-		}
-	})
-	if !first {
+	if ok {
 		run.reused.Add(1)
+		s.release()
+		<-f.done
+	} else {
+		run.fly(ctx, f, key, spec, c, app, s)
 	}
 	if f.err != nil {
 		return nil, pairErr(c, app, f.err)
 	}
 	return f.src, nil
+}
+
+// fly runs a flight: from the Renderer's cache, or a render.
+func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *renderSpec, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) {
+	defer close(f.done)
+	if e, ok := run.r.cache.get(key, run.snap); ok {
+		run.cached.Add(1)
+		f.src = e
+		return
+	}
+	if spec == nil {
+		// the key was remembered: work the spec out to render it
+		var err error
+		if spec, err = run.spec(ctx, c, app); err != nil {
+			f.err = err
+			return
+		}
+	}
+	if spec.Kind == "kustomize" {
+		s.release()
+	}
+	d := newDeps()
+	objs, err := run.renderSource(ctx, spec, d)
+	run.rendered.Add(1)
+	if f.err = err; err == nil {
+		f.src = run.r.cache.put(key, d, objs)
+	}
+}
+
+// pairKey returns the render key of the pair and, unless the key was
+// remembered from an earlier pair with the same inputs, its spec.
+func (run *renderRun) pairKey(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*renderSpec, string, error) {
+	inputs, memo := run.specInputs(c, app)
+	if memo {
+		if key, ok := run.r.keys.get(inputs); ok {
+			return nil, key, nil
+		}
+	}
+	spec, err := run.spec(ctx, c, app)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := spec.key()
+	if err != nil {
+		return nil, "", err
+	}
+	if memo {
+		run.r.keys.put(inputs, key)
+	}
+	return spec, key, nil
+}
+
+// specInputs fingerprints everything spec reads for the pair: the app, the
+// cluster, fleet.yaml and the values files (the Renderer's options do not
+// change). Pairs of remote charts are not fingerprinted (memo is false): their
+// spec depends on the chart repository too.
+func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs string, memo bool) {
+	src := app.Spec.Source
+	if src.Helm != nil && isRemoteChart(src.Helm) {
+		return "", false
+	}
+	af, aerr := run.fingerprint(app)
+	cf, cerr := run.fingerprint(c)
+	ff, ferr := run.fingerprint(run.repo.Fleet)
+	if aerr != nil || cerr != nil || ferr != nil {
+		return "", false
+	}
+	var b strings.Builder
+	b.WriteString(af)
+	b.WriteString(cf)
+	b.WriteString(ff)
+	if src.Helm != nil {
+		appDir := fleet.AppDir(app.Metadata.Name)
+		for _, f := range src.Helm.ValuesFiles {
+			p, err := relPath(appDir, f)
+			if err != nil {
+				return "", false
+			}
+			b.WriteString("\x00")
+			b.WriteString(run.snap.digest(p))
+		}
+	}
+	return b.String(), true
+}
+
+// fingerprint hashes the JSON of a decoded repo object (an *App, *Cluster or
+// *Fleet), once per object and Render.
+func (run *renderRun) fingerprint(v any) (string, error) {
+	run.mu.Lock()
+	fp, ok := run.fps[v]
+	run.mu.Unlock()
+	if ok {
+		return fp, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	fp = hex.EncodeToString(h[:])
+	run.mu.Lock()
+	if run.fps == nil {
+		run.fps = map[any]string{}
+	}
+	run.fps[v] = fp
+	run.mu.Unlock()
+	return fp, nil
+}
+
+// keyMemo remembers the render key of each fingerprint of a pair's inputs
+// across Render calls, so that an unchanged pair skips working out its spec
+// (merging Helm values) and hashing it.
+type keyMemo struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newKeyMemo() *keyMemo { return &keyMemo{m: map[string]string{}} }
+
+func (k *keyMemo) get(inputs string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key, ok := k.m[inputs]
+	return key, ok
+}
+
+func (k *keyMemo) put(inputs, key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.m) >= maxCacheKeys {
+		k.m = map[string]string{}
+	}
+	k.m[inputs] = key
 }
 
 func pairErr(c *v1alpha1.Cluster, app *v1alpha1.App, err error) error {
