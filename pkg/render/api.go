@@ -42,7 +42,9 @@ type Options struct {
 	// ChartCacheDir caches remote chart archives by name, version and digest;
 	// default os.UserCacheDir()/fleetsync/charts.
 	ChartCacheDir string
-	// Concurrency bounds the renders running at once; default GOMAXPROCS.
+	// Concurrency bounds the Helm renders and per-cluster steps running at
+	// once; default GOMAXPROCS. Kustomize builds run one at a time in the
+	// process (krusty has global state), besides those.
 	Concurrency int
 	// HTTPClient fetches remote charts from OCI registries and https chart
 	// repositories; nil means a client trusting the system roots. Tests pass

@@ -162,6 +162,7 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 	}
 	ckey, kerr := run.clusterKey(facts, crds)
 	pairs := make([]AppResult, len(jobs))
+	ids := make([][]string, len(jobs))
 	for i, j := range jobs {
 		name := j.app.Metadata.Name
 		pairs[i] = AppResult{App: name, Err: j.err}
@@ -173,8 +174,8 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
 		slot := c.Metadata.Name + "/" + name
 		if kerr == nil {
-			if objs, ok := run.r.finished.get(slot, key, run.revision); ok {
-				pairs[i].Objects = objs
+			if objs, oids, ok := run.r.finished.get(slot, key, run.revision); ok {
+				pairs[i].Objects, ids[i] = objs, oids
 				continue
 			}
 		}
@@ -184,12 +185,13 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 			continue
 		}
 		objs := stamp(base, run.revision)
+		ids[i] = objectIDs(base)
 		if kerr == nil {
-			run.r.finished.put(slot, key, base, run.revision, objs)
+			run.r.finished.put(slot, key, &finished{base: base, ids: ids[i], revision: run.revision, stamped: objs})
 		}
 		pairs[i].Objects = objs
 	}
-	checkDuplicates(c.Metadata.Name, pairs)
+	checkDuplicates(c.Metadata.Name, pairs, ids)
 	return pairs
 }
 
@@ -239,6 +241,7 @@ type finishCache struct {
 type finished struct {
 	key      string
 	base     []*unstructured.Unstructured // no revision annotation; never changed
+	ids      []string                     // objectIDs(base)
 	revision string
 	stamped  []*unstructured.Unstructured
 }
@@ -248,7 +251,7 @@ const maxFinishedPerPair = 2
 
 func newFinishCache() *finishCache { return &finishCache{m: map[string][]*finished{}} }
 
-func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, bool) {
+func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, []string, bool) {
 	c.mu.Lock()
 	var hit *finished
 	for _, f := range c.m[slot] {
@@ -259,12 +262,12 @@ func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructu
 	}
 	if hit == nil {
 		c.mu.Unlock()
-		return nil, false
+		return nil, nil, false
 	}
 	if hit.revision == revision {
 		objs := hit.stamped
 		c.mu.Unlock()
-		return objs, true
+		return objs, hit.ids, true
 	}
 	base := hit.base
 	c.mu.Unlock()
@@ -272,13 +275,14 @@ func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructu
 	c.mu.Lock()
 	hit.revision, hit.stamped = revision, objs
 	c.mu.Unlock()
-	return objs, true
+	return objs, hit.ids, true
 }
 
-func (c *finishCache) put(slot, key string, base []*unstructured.Unstructured, revision string, stamped []*unstructured.Unstructured) {
+func (c *finishCache) put(slot, key string, f *finished) {
+	f.key = key
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l := append([]*finished{{key: key, base: base, revision: revision, stamped: stamped}}, c.m[slot]...)
+	l := append([]*finished{f}, c.m[slot]...)
 	if len(l) > maxFinishedPerPair {
 		l = l[:maxFinishedPerPair]
 	}
@@ -383,17 +387,30 @@ func sortObjects(objs []*unstructured.Unstructured, scoped map[string]bool) {
 	})
 }
 
+// objectIDs returns the group/kind/namespace/name of each object.
+func objectIDs(objs []*unstructured.Unstructured) []string {
+	ids := make([]string, len(objs))
+	for i, u := range objs {
+		ids[i] = groupOf(u.GetAPIVersion()) + "/" + u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+	}
+	return ids
+}
+
 // checkDuplicates fails every pair of a cluster whose objects another app
-// of the same cluster also renders (same group, kind, namespace, name).
-func checkDuplicates(cluster string, pairs []AppResult) {
-	owner := map[string]int{}
+// of the same cluster also renders (same group, kind, namespace, name);
+// ids[i] is objectIDs(pairs[i].Objects).
+func checkDuplicates(cluster string, pairs []AppResult, ids [][]string) {
+	n := 0
+	for _, l := range ids {
+		n += len(l)
+	}
+	owner := make(map[string]int, n)
 	dup := map[int][]string{}
 	for i, p := range pairs {
 		if p.Err != nil {
 			continue
 		}
-		for _, u := range p.Objects {
-			id := groupOf(u.GetAPIVersion()) + "/" + u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+		for _, id := range ids[i] {
 			first, seen := owner[id]
 			if !seen {
 				owner[id] = i

@@ -349,3 +349,55 @@ func TestRenderCancelled(t *testing.T) {
 		t.Errorf("got %d pairs, want 4", n)
 	}
 }
+
+// TestWarmRenderMatchesFresh edits what a pair's render key and finishing
+// depend on (values file, cluster values and labels, fleet.yaml, app spec,
+// revision) one at a time: a Renderer that rendered every earlier state
+// must give what a fresh Renderer gives.
+func TestWarmRenderMatchesFresh(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/golden/helm/repo", dir)
+	copyDir(t, "testdata/golden/kustomize/repo/apps/web", filepath.Join(dir, "apps/web"))
+	edit := func(rel, old, new string) func(t *testing.T) {
+		return func(t *testing.T) {
+			p := filepath.Join(dir, rel)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), old) {
+				t.Fatalf("%s has no %q", rel, old)
+			}
+			if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	steps := []struct {
+		name string
+		do   func(t *testing.T)
+	}{
+		{"unchanged", func(*testing.T) {}},
+		{"values file", edit("apps/shop/values-common.yaml", "\n", "\nextra: from-values-file\n")},
+		{"cluster values", edit("clusters/beta.yaml", "zone: south-1", "zone: south-2")},
+		{"cluster labels", edit("clusters/beta.yaml", `region: "south"`, `region: "north"`)},
+		{"kubernetes version", edit("clusters/alpha.yaml", "v1.36.4", "v1.35.1")},
+		{"fleet.yaml", edit("fleet.yaml", "\n", "\n")},
+		{"app values", edit("apps/shop/app.yaml", "c: values", "c: changed")},
+		{"app namespace", edit("apps/shop/app.yaml", "namespace: shop", "namespace: shop2")},
+	}
+	r := New(Options{})
+	ctx := context.Background()
+	for i, st := range steps {
+		st.do(t)
+		for _, rev := range []string{fmt.Sprintf("%040x", i+1), fmt.Sprintf("%040x", i+1), fmt.Sprintf("%040x", i+100)} {
+			repo := loadRepo(t, dir)
+			repo.Revision = rev
+			want := outputs(t, New(Options{}).Render(ctx, repo, Selection{}))
+			got := outputs(t, r.Render(ctx, repo, Selection{}))
+			if d := cmp.Diff(want, got); d != "" {
+				t.Fatalf("after %s, revision %s: warm render differs from a fresh one (-fresh +warm):\n%s", st.name, rev, d)
+			}
+		}
+	}
+}
