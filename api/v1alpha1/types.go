@@ -56,7 +56,7 @@ type Duration struct {
 }
 
 // MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.Duration.String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
 // UnmarshalJSON reads a duration string such as "5m".
 func (d *Duration) UnmarshalJSON(b []byte) error {

@@ -104,7 +104,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
 		}
 	}
-	res := apply.ApplyFleet(ctx, repo, rendered, managers.get, opts)
+	res := apply.Fleet(ctx, repo, rendered, managers.get, opts)
 	if o.output == "json" {
 		if err := printData(w, "json", res); err != nil {
 			return &exitError{code: 1, err: err}

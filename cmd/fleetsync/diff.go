@@ -116,7 +116,7 @@ func diffFleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, m
 				case connErr != nil:
 					p.Error = connErr.Error()
 				default:
-					req := apply.ApplyRequest{App: ar.App, Objects: ar.Objects}
+					req := apply.Request{App: ar.App, Objects: ar.Objects}
 					if app := repo.App(ar.App); app != nil {
 						req.Namespace = app.Spec.Namespace
 					}
@@ -204,7 +204,7 @@ func diffRemovedApps(ctx context.Context, repo *fleet.Repo, m *apply.Manager, cr
 			continue // another fleet's app
 		}
 		p := diffPair{Cluster: cr.Cluster, App: app}
-		rep, err := drift.Detect(ctx, m, apply.ApplyRequest{App: app})
+		rep, err := drift.Detect(ctx, m, apply.Request{App: app})
 		p.Report = rep
 		if err != nil {
 			p.Error = err.Error()

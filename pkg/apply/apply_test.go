@@ -47,7 +47,7 @@ spec:
 func TestApplyCreateUpdateNoop(t *testing.T) {
 	e := newEnv(t)
 	desired := objs(t, e.ns, webApp)
-	req := apply.ApplyRequest{App: "web", Revision: "r1", Objects: desired}
+	req := apply.Request{App: "web", Revision: "r1", Objects: desired}
 
 	cs := mustApply(t, e, req)
 	for _, k := range []string{"ConfigMap/web-config", "Deployment/web", "Service/web"} {
@@ -82,7 +82,7 @@ func TestApplyCreateUpdateNoop(t *testing.T) {
 	// Update one object: only it is written.
 	desired = objs(t, e.ns, strings.Replace(webApp, "color: blue", "color: green", 1))
 	e.cnt.reset()
-	cs = mustApply(t, e, apply.ApplyRequest{App: "web", Revision: "r1", Objects: desired})
+	cs = mustApply(t, e, apply.Request{App: "web", Revision: "r1", Objects: desired})
 	wantAction(t, cs, "ConfigMap", e.ns, "web-config", apply.Configured)
 	wantAction(t, cs, "Deployment", e.ns, "web", apply.Unchanged)
 	wantAction(t, cs, "Service", e.ns, "web", apply.Unchanged)
@@ -105,7 +105,7 @@ func TestApplyNoopWithServerDefaults(t *testing.T) {
 	// still finds it unchanged and nothing is written.
 	e := newEnv(t)
 	stream := strings.Replace(webApp, "cpu: 100m", "cpu: 1000m", 1)
-	req := apply.ApplyRequest{App: "web", Objects: objs(t, e.ns, stream)}
+	req := apply.Request{App: "web", Objects: objs(t, e.ns, stream)}
 	mustApply(t, e, req)
 	e.cnt.reset()
 	cs := mustApply(t, e, req)
@@ -123,7 +123,7 @@ func TestApplyNoopWithServerDefaults(t *testing.T) {
 func TestApplyDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.cnt.reset()
-	cs := mustApply(t, e, apply.ApplyRequest{App: "web", Objects: objs(t, e.ns, webApp), DryRun: true})
+	cs := mustApply(t, e, apply.Request{App: "web", Objects: objs(t, e.ns, webApp), DryRun: true})
 	c := wantAction(t, cs, "Deployment", e.ns, "web", apply.Created)
 	if !c.DryRun {
 		t.Fatal("change not marked dry run")
@@ -150,7 +150,7 @@ kind: ConfigMap
 metadata: {name: after-broken, namespace: %[1]s}
 data: {a: b}
 `
-	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "mixed", Objects: objs(t, e.ns, stream)})
+	cs, err := e.m.Apply(ctxT(t), apply.Request{App: "mixed", Objects: objs(t, e.ns, stream)})
 	if err == nil {
 		t.Fatal("no error for an invalid object")
 	}
@@ -187,13 +187,13 @@ metadata:
   annotations: {fleetsync.dev/ssa: Ignore}
 data: {v: "1"}
 `
-	cs := mustApply(t, e, apply.ApplyRequest{App: "pol", Objects: objs(t, e.ns, stream)})
+	cs := mustApply(t, e, apply.Request{App: "pol", Objects: objs(t, e.ns, stream)})
 	wantAction(t, cs, "ConfigMap", e.ns, "seed", apply.Created)
 	wantAction(t, cs, "ConfigMap", e.ns, "ignored", apply.Skipped)
 	if _, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "ignored", metav1.GetOptions{}); err == nil {
 		t.Fatal("Ignore object was created")
 	}
-	cs = mustApply(t, e, apply.ApplyRequest{App: "pol", Objects: objs(t, e.ns, strings.Replace(stream, `v: "1"`, `v: "2"`, 1))})
+	cs = mustApply(t, e, apply.Request{App: "pol", Objects: objs(t, e.ns, strings.Replace(stream, `v: "1"`, `v: "2"`, 1))})
 	wantAction(t, cs, "ConfigMap", e.ns, "seed", apply.Skipped)
 	live, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), "seed", metav1.GetOptions{})
 	if err != nil {
@@ -228,7 +228,7 @@ kind: ConfigMap
 metadata: {name: inside, namespace: %[1]s-new}
 data: {a: b}
 `
-	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "dry", Objects: objs(t, e.ns, stream), DryRun: true})
+	cs, err := e.m.Apply(ctxT(t), apply.Request{App: "dry", Objects: objs(t, e.ns, stream), DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestHealthyHistoryIsBounded(t *testing.T) {
 	if err := e.m.RecordHealthy(ctxT(t), "h", "r0", "d"); err == nil {
 		t.Fatal("recorded a healthy revision without an inventory")
 	}
-	mustApply(t, e, apply.ApplyRequest{App: "h", Revision: "r1", Objects: configMaps(t, e.ns, 1)})
+	mustApply(t, e, apply.Request{App: "h", Revision: "r1", Objects: configMaps(t, e.ns, 1)})
 	for _, rev := range []string{"r1", "r2", "r3", "r2"} {
 		if err := e.m.RecordHealthy(ctxT(t), "h", rev, "d"); err != nil {
 			t.Fatal(err)

@@ -61,7 +61,7 @@ func BenchmarkApply1000(b *testing.B) {
 		// fleetsync
 		e := newEnvQPS(b, cluster.DefaultQPS, cluster.DefaultBurst) // fleetsync's defaults
 		desired := objs(b, e.ns, benchObjects(n))
-		req := apply.ApplyRequest{App: "bench", Revision: "r1", Objects: desired}
+		req := apply.Request{App: "bench", Revision: "r1", Objects: desired}
 		e.cnt.reset()
 		start := time.Now()
 		cs, err := e.m.Apply(ctxT(b), req)

@@ -57,7 +57,7 @@ func ownedMatches(live, desired *unstructured.Unstructured, manager string) bool
 		if mf.APIVersion != desired.GetAPIVersion() || mf.FieldsV1 == nil {
 			return false
 		}
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &owned); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &owned); err != nil {
 			return false
 		}
 	}

@@ -29,7 +29,7 @@
 // kstatus (sigs.k8s.io/cli-utils); ApplyApps applies a cluster's apps in dependsOn
 // order, one app at a time, each after its dependencies are healthy.
 //
-// ApplyFleet is the one-shot reconcile of a rendered fleet (the `fleetsync apply`
+// Fleet is the one-shot reconcile of a rendered fleet (the `fleetsync apply`
 // verb): clusters in parallel, apps in dependsOn order, rollout waves one after the
 // other, pairs whose render failed left alone, and apps that left a cluster
 // uninstalled (Manager.Uninstall, under the mass-prune guard).

@@ -13,7 +13,7 @@ import (
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
-// FleetOptions configure ApplyFleet.
+// FleetOptions configure Fleet.
 type FleetOptions struct {
 	// DryRun asks the servers what would change; nothing is written and nothing waited for.
 	DryRun bool
@@ -46,7 +46,7 @@ type PairOutcome struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// FleetResult is the outcome of ApplyFleet, sorted by cluster then app.
+// FleetResult is the outcome of Fleet, sorted by cluster then app.
 type FleetResult struct {
 	Revision string        `json:"revision"`
 	DryRun   bool          `json:"dryRun,omitempty"`
@@ -73,12 +73,12 @@ type pair struct {
 	out          *PairOutcome
 }
 
-// ApplyFleet is a one-shot reconcile of a rendered fleet: clusters in parallel,
+// Fleet is a one-shot reconcile of a rendered fleet: clusters in parallel,
 // each cluster's apps in dependsOn order, rollout waves honoured: the pairs of an
 // app's wave N+1 start only when every pair of its waves up to N is healthy (a
 // cluster no wave selects comes after the last wave). A pair whose render failed is
 // neither applied nor pruned; one failing cluster does not stop the others.
-func ApplyFleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, connect Connector, opts FleetOptions) *FleetResult {
+func Fleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, connect Connector, opts FleetOptions) *FleetResult {
 	res := &FleetResult{Revision: rendered.Revision, DryRun: opts.DryRun}
 	var pairs []*pair
 	for ci := range rendered.Clusters {
@@ -181,7 +181,7 @@ func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connEr
 			continue
 		}
 		app := repo.App(p.app)
-		req := AppRequest{ApplyRequest: ApplyRequest{
+		req := AppRequest{Request: Request{
 			App:            p.app,
 			Fleet:          fleetName(repo),
 			Revision:       revisionOf(repo),

@@ -285,7 +285,7 @@ func (m *Manager) Uninstall(ctx context.Context, app string, allowMassPrune, dry
 	}
 	cs := &ChangeSet{Cluster: m.cluster.Name, App: app, Revision: inv.Revision}
 	if inv.Prune {
-		cs, err = m.Apply(ctx, ApplyRequest{App: app, Fleet: inv.Fleet, Revision: inv.Revision, Prune: true, AllowMassPrune: allowMassPrune, DryRun: dryRun})
+		cs, err = m.Apply(ctx, Request{App: app, Fleet: inv.Fleet, Revision: inv.Revision, Prune: true, AllowMassPrune: allowMassPrune, DryRun: dryRun})
 		if err != nil {
 			return cs, err
 		}

@@ -29,14 +29,14 @@ spec:
 func TestImmutableFieldErrorAndRecreate(t *testing.T) {
 	e := newEnv(t)
 	v1 := strings.ReplaceAll(deployment, "SELECTOR", "api")
-	mustApply(t, e, apply.ApplyRequest{App: "imm", Objects: objs(t, e.ns, v1)})
+	mustApply(t, e, apply.Request{App: "imm", Objects: objs(t, e.ns, v1)})
 	before, err := e.dyn.Resource(deployGVR).Namespace(e.ns).Get(ctxT(t), "api", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	v2 := strings.ReplaceAll(deployment, "SELECTOR", "api-v2")
-	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "imm", Objects: objs(t, e.ns, v2)})
+	cs, err := e.m.Apply(ctxT(t), apply.Request{App: "imm", Objects: objs(t, e.ns, v2)})
 	var ie *apply.ImmutableError
 	if !errors.As(err, &ie) {
 		t.Fatalf("err = %v, want an ImmutableError", err)
@@ -51,7 +51,7 @@ func TestImmutableFieldErrorAndRecreate(t *testing.T) {
 	// Opt in on the object: delete and recreate.
 	v2opt := strings.Replace(v2, "metadata: {name: api, namespace: %[1]s}",
 		"metadata: {name: api, namespace: %[1]s, annotations: {fleetsync.dev/recreate: enabled}}", 1)
-	cs = mustApply(t, e, apply.ApplyRequest{App: "imm", Objects: objs(t, e.ns, v2opt)})
+	cs = mustApply(t, e, apply.Request{App: "imm", Objects: objs(t, e.ns, v2opt)})
 	wantAction(t, cs, "Deployment", e.ns, "api", apply.Recreated)
 	after, err := e.dyn.Resource(deployGVR).Namespace(e.ns).Get(ctxT(t), "api", metav1.GetOptions{})
 	if err != nil {
@@ -67,7 +67,7 @@ func TestImmutableFieldErrorAndRecreate(t *testing.T) {
 
 	// Opt in on the request (Force).
 	v3 := strings.ReplaceAll(deployment, "SELECTOR", "api-v3")
-	cs = mustApply(t, e, apply.ApplyRequest{App: "imm", Objects: objs(t, e.ns, v3), Force: true})
+	cs = mustApply(t, e, apply.Request{App: "imm", Objects: objs(t, e.ns, v3), Force: true})
 	wantAction(t, cs, "Deployment", e.ns, "api", apply.Recreated)
 }
 
@@ -108,7 +108,7 @@ spec: {size: 3}
 		_ = e.dyn.Resource(crdGVR).Delete(context.Background(), "widgets."+group, metav1.DeleteOptions{})
 	})
 	var order []string
-	cs := mustApply(t, e, apply.ApplyRequest{App: "crd", Objects: desired, Prune: true,
+	cs := mustApply(t, e, apply.Request{App: "crd", Objects: desired, Prune: true,
 		Progress: func(c apply.Change) { order = append(order, c.Object.Kind) }})
 	wantAction(t, cs, "CustomResourceDefinition", "", "widgets."+group, apply.Created)
 	wantAction(t, cs, "Widget", e.ns, "w1", apply.Created)
@@ -124,13 +124,13 @@ spec: {size: 3}
 	}
 	// Again: nothing to write.
 	e.cnt.reset()
-	cs = mustApply(t, e, apply.ApplyRequest{App: "crd", Objects: desired, Prune: true})
+	cs = mustApply(t, e, apply.Request{App: "crd", Objects: desired, Prune: true})
 	if cs.Count(apply.Unchanged) != 2 || e.cnt.writes.Load() != 0 {
 		t.Fatalf("second apply: %+v, %d writes:\n%s", cs.Changes, e.cnt.writes.Load(), e.cnt.writeLog())
 	}
 	// Prune both: the custom resource goes before its definition.
 	order = nil
-	cs = mustApply(t, e, apply.ApplyRequest{App: "crd", Prune: true, AllowMassPrune: true,
+	mustApply(t, e, apply.Request{App: "crd", Prune: true, AllowMassPrune: true,
 		Progress: func(c apply.Change) { order = append(order, c.Object.Kind+":"+string(c.Action)) }})
 	if strings.Join(order, ",") != "Widget:pruned,CustomResourceDefinition:pruned" {
 		t.Fatalf("prune order %v", order)
@@ -140,7 +140,7 @@ spec: {size: 3}
 func TestWaitDeploymentAvailable(t *testing.T) {
 	e := newEnv(t)
 	stream := strings.ReplaceAll(deployment, "SELECTOR", "api")
-	cs := mustApply(t, e, apply.ApplyRequest{App: "w", Revision: "r1", Objects: objs(t, e.ns, stream), Wait: true, Timeout: 2 * time.Minute})
+	cs := mustApply(t, e, apply.Request{App: "w", Revision: "r1", Objects: objs(t, e.ns, stream), Wait: true, Timeout: 2 * time.Minute})
 	if !cs.Healthy {
 		t.Fatal("not healthy")
 	}
@@ -162,7 +162,7 @@ func TestWaitTimesOutOnNeverReady(t *testing.T) {
 	stream := strings.Replace(strings.ReplaceAll(deployment, "SELECTOR", "api"),
 		"metadata: {labels: {app: api}}",
 		"metadata: {labels: {app: api}, annotations: {localfleet.fleetsync.dev/never-ready: \"true\"}}", 1)
-	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "nr", Revision: "r1", Objects: objs(t, e.ns, stream), Wait: true, Timeout: 5 * time.Second})
+	cs, err := e.m.Apply(ctxT(t), apply.Request{App: "nr", Revision: "r1", Objects: objs(t, e.ns, stream), Wait: true, Timeout: 5 * time.Second})
 	if err == nil || cs.Healthy {
 		t.Fatal("a never-ready Deployment was healthy")
 	}

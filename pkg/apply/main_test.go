@@ -122,7 +122,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func mustApply(t testing.TB, e *env, req apply.ApplyRequest) *apply.ChangeSet {
+func mustApply(t testing.TB, e *env, req apply.Request) *apply.ChangeSet {
 	t.Helper()
 	cs, err := e.m.Apply(ctxT(t), req)
 	if err != nil {

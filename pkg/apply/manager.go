@@ -80,7 +80,7 @@ func (m *Manager) objErr(app string, ref ObjectRef, op string, err error) error 
 // run is the state of one Apply.
 type run struct {
 	m    *Manager
-	req  ApplyRequest
+	req  Request
 	cs   *ChangeSet
 	mu   sync.Mutex
 	seen map[string]bool
@@ -111,7 +111,7 @@ func (r *run) fail(t *target, op string, err error) {
 // desired set (when allowed), stores the inventory and, with Wait, waits for health.
 // The ChangeSet is never nil; the error joins every failure (failed objects, a
 // refused prune, an unhealthy object, an inventory that could not be read or written).
-func (m *Manager) Apply(ctx context.Context, req ApplyRequest) (*ChangeSet, error) {
+func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	r := &run{m: m, req: req, cs: &ChangeSet{Cluster: m.cluster.Name, App: req.App, Revision: req.Revision}, seen: map[string]bool{}}
 	if req.App == "" {
 		return r.cs, fmt.Errorf("cluster %s: apply: no app name", m.cluster.Name)

@@ -84,8 +84,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ApplyRequest is one app's desired state on the Manager's cluster.
-type ApplyRequest struct {
+// Request is one app's desired state on the Manager's cluster.
+type Request struct {
 	// App names the app; objects are labelled fleetsync.dev/app=<App>.
 	App string
 	// Fleet names the fleet (fleet.yaml metadata.name; may be empty); recorded in
@@ -122,5 +122,5 @@ type ApplyRequest struct {
 	Progress func(Change)
 }
 
-// DefaultTimeout bounds Wait when ApplyRequest.Timeout is zero.
+// DefaultTimeout bounds Wait when Request.Timeout is zero.
 const DefaultTimeout = 5 * time.Minute

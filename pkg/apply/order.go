@@ -12,7 +12,7 @@ import (
 // AppRequest is an app to apply on the Manager's cluster and the apps (on the same
 // cluster) that must be healthy before it.
 type AppRequest struct {
-	ApplyRequest
+	Request
 	DependsOn []string
 }
 
@@ -99,7 +99,7 @@ func (m *Manager) ApplyApps(ctx context.Context, reqs []AppRequest, prior map[st
 			out = append(out, AppOutcome{App: r.App, Err: err})
 			continue
 		}
-		req := r.ApplyRequest
+		req := r.Request
 		req.Wait = !req.DryRun
 		cs, err := m.Apply(ctx, req)
 		ok := err == nil && (cs.Healthy || req.DryRun)

@@ -17,10 +17,10 @@ import (
 
 func TestOrderApps(t *testing.T) {
 	reqs := []apply.AppRequest{
-		{ApplyRequest: apply.ApplyRequest{App: "c"}, DependsOn: []string{"b"}},
-		{ApplyRequest: apply.ApplyRequest{App: "a"}, DependsOn: []string{"b", "elsewhere"}},
-		{ApplyRequest: apply.ApplyRequest{App: "b"}},
-		{ApplyRequest: apply.ApplyRequest{App: "d"}},
+		{Request: apply.Request{App: "c"}, DependsOn: []string{"b"}},
+		{Request: apply.Request{App: "a"}, DependsOn: []string{"b", "elsewhere"}},
+		{Request: apply.Request{App: "b"}},
+		{Request: apply.Request{App: "d"}},
 	}
 	got, err := apply.OrderApps(reqs)
 	if err != nil {
@@ -34,8 +34,8 @@ func TestOrderApps(t *testing.T) {
 		t.Fatalf("order %v", names)
 	}
 	_, err = apply.OrderApps([]apply.AppRequest{
-		{ApplyRequest: apply.ApplyRequest{App: "x"}, DependsOn: []string{"y"}},
-		{ApplyRequest: apply.ApplyRequest{App: "y"}, DependsOn: []string{"x"}},
+		{Request: apply.Request{App: "x"}, DependsOn: []string{"y"}},
+		{Request: apply.Request{App: "y"}, DependsOn: []string{"x"}},
 	})
 	if err == nil || !strings.Contains(err.Error(), "cycle") {
 		t.Fatalf("cycle not reported: %v", err)
@@ -53,8 +53,8 @@ data: {backend: api}
 	var order []string
 	progress := func(c apply.Change) { order = append(order, c.App) }
 	reqs := []apply.AppRequest{
-		{ApplyRequest: apply.ApplyRequest{App: "frontend", Objects: objs(t, e.ns, frontend), Progress: progress, Timeout: 2 * time.Minute}, DependsOn: []string{"backend"}},
-		{ApplyRequest: apply.ApplyRequest{App: "backend", Objects: objs(t, e.ns, backend), Progress: progress, Timeout: 2 * time.Minute}},
+		{Request: apply.Request{App: "frontend", Objects: objs(t, e.ns, frontend), Progress: progress, Timeout: 2 * time.Minute}, DependsOn: []string{"backend"}},
+		{Request: apply.Request{App: "backend", Objects: objs(t, e.ns, backend), Progress: progress, Timeout: 2 * time.Minute}},
 	}
 	out := e.m.ApplyApps(ctxT(t), reqs, nil)
 	if len(out) != 2 || out[0].App != "backend" || out[1].App != "frontend" {
@@ -85,7 +85,7 @@ data: {backend: api}
 	if out[0].Err != nil || !out[0].Healthy {
 		t.Fatalf("frontend with backend deployed earlier: %+v", out[0])
 	}
-	out = e.m.ApplyApps(ctxT(t), []apply.AppRequest{{ApplyRequest: apply.ApplyRequest{App: "x", Objects: objs(t, e.ns, frontend)}, DependsOn: []string{"nowhere"}}}, nil)
+	out = e.m.ApplyApps(ctxT(t), []apply.AppRequest{{Request: apply.Request{App: "x", Objects: objs(t, e.ns, frontend)}, DependsOn: []string{"nowhere"}}}, nil)
 	if out[0].Err == nil || out[0].ChangeSet != nil {
 		t.Fatalf("dependency that is not deployed: %+v", out[0])
 	}
@@ -104,14 +104,14 @@ func TestApplyFleetSkipsFailedRender(t *testing.T) {
 		},
 	}
 	// "bad" was applied before, with 2 objects.
-	mustApply(t, e, apply.ApplyRequest{App: "bad", Objects: configMaps(t, e.ns, 2), Prune: true})
+	mustApply(t, e, apply.Request{App: "bad", Objects: configMaps(t, e.ns, 2), Prune: true})
 	rendered := &render.Result{Revision: "r2", Clusters: []render.ClusterResult{{Cluster: "north", Apps: []render.AppResult{
 		{App: "bad", Err: errors.New("kustomize build: boom")},
 		{App: "good", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good, namespace: %[1]s}\n")},
 		{App: "needs-bad", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: needs-bad, namespace: %[1]s}\n")},
 	}}}}
 	connect := func(context.Context, string) (*apply.Manager, error) { return e.m, nil }
-	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{AllowMassPrune: true, Timeout: time.Minute})
+	res := apply.Fleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{AllowMassPrune: true, Timeout: time.Minute})
 	if res.OK() {
 		t.Fatal("OK with a failed render")
 	}
@@ -156,7 +156,7 @@ func TestApplyFleetWaves(t *testing.T) {
 		_ = name
 		return e.m, nil
 	}
-	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
+	res := apply.Fleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
 	if res.Pairs[0].Cluster != "north" || res.Pairs[0].Wave != 0 || res.Pairs[0].ChangeSet == nil {
 		t.Fatalf("north: %+v", res.Pairs[0])
 	}
@@ -168,10 +168,10 @@ func TestApplyFleetWaves(t *testing.T) {
 
 func TestApplyFleetRemovesAppsThatLeftTheCluster(t *testing.T) {
 	e := newEnv(t)
-	mustApply(t, e, apply.ApplyRequest{App: "old", Objects: configMaps(t, e.ns, 2), Prune: true})
-	mustApply(t, e, apply.ApplyRequest{App: "foreign", Fleet: "another-fleet", Prune: true,
+	mustApply(t, e, apply.Request{App: "old", Objects: configMaps(t, e.ns, 2), Prune: true})
+	mustApply(t, e, apply.Request{App: "foreign", Fleet: "another-fleet", Prune: true,
 		Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: foreign, namespace: %[1]s}\n")})
-	mustApply(t, e, apply.ApplyRequest{App: "kept", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: %[1]s}\n")})
+	mustApply(t, e, apply.Request{App: "kept", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: %[1]s}\n")})
 	repo := &fleet.Repo{
 		Clusters: []*v1alpha1.Cluster{{Metadata: v1alpha1.ObjectMeta{Name: "north"}}},
 		Apps:     []*v1alpha1.App{{Metadata: v1alpha1.ObjectMeta{Name: "cur"}, Spec: v1alpha1.AppSpec{Namespace: e.ns}}},
@@ -191,7 +191,7 @@ func TestApplyFleetRemovesAppsThatLeftTheCluster(t *testing.T) {
 	}
 
 	// Removing a whole app is a mass prune: refused without AllowMassPrune.
-	res := apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
+	res := apply.Fleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute})
 	if o := outcome(res, "old"); !o.Removed || o.Err == nil || !strings.Contains(o.Err.Error(), "no longer desired") {
 		t.Fatalf("old: %+v", o)
 	}
@@ -209,7 +209,7 @@ func TestApplyFleetRemovesAppsThatLeftTheCluster(t *testing.T) {
 		t.Fatalf("inventory of kept: %+v %v", inv, err)
 	}
 
-	res = apply.ApplyFleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute, AllowMassPrune: true})
+	res = apply.Fleet(ctxT(t), repo, rendered, connect, apply.FleetOptions{Timeout: time.Minute, AllowMassPrune: true})
 	if o := outcome(res, "old"); o.Err != nil || o.ChangeSet.Count(apply.Pruned) != 2 {
 		t.Fatalf("old with AllowMassPrune: %+v", o)
 	}

@@ -30,7 +30,7 @@ type Preview struct {
 // Preview compares every desired object with the cluster (objects annotated
 // fleetsync.dev/ssa: Ignore are left out; IfNotPresent objects that exist are in
 // sync). It does not write, and the request's Prune and Wait are not used.
-func (m *Manager) Preview(ctx context.Context, req ApplyRequest) []Preview {
+func (m *Manager) Preview(ctx context.Context, req Request) []Preview {
 	r := &run{m: m, req: req, cs: &ChangeSet{}}
 	targets := r.prepare()
 	out := make([]Preview, len(targets))

@@ -35,9 +35,9 @@ func (e *env) exists(t *testing.T, name string) bool {
 
 func TestPrune(t *testing.T) {
 	e := newEnv(t)
-	mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 5, 4), Prune: true})
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 5, 4), Prune: true})
 	// Drop cm-3 and cm-4 (cm-4 has prune: disabled).
-	cs := mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 3), Prune: true})
+	cs := mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 3), Prune: true})
 	wantAction(t, cs, "ConfigMap", e.ns, "cm-3", apply.Pruned)
 	wantAction(t, cs, "ConfigMap", e.ns, "cm-4", apply.Skipped)
 	if e.exists(t, "cm-3") {
@@ -57,20 +57,20 @@ func TestPrune(t *testing.T) {
 
 func TestPruneOffKeepsInventory(t *testing.T) {
 	e := newEnv(t)
-	mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 4)})
-	mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 3)}) // Prune false
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 4)})
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 3)}) // Prune false
 	if !e.exists(t, "cm-3") {
 		t.Fatal("deleted without Prune")
 	}
 	// A later pruning apply still knows cm-3.
-	cs := mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 3), Prune: true})
+	cs := mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 3), Prune: true})
 	wantAction(t, cs, "ConfigMap", e.ns, "cm-3", apply.Pruned)
 }
 
 func TestMassPruneRefused(t *testing.T) {
 	e := newEnv(t)
-	mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 4), Prune: true})
-	cs, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 1), Prune: true})
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 4), Prune: true})
+	cs, err := e.m.Apply(ctxT(t), apply.Request{App: "p", Objects: configMaps(t, e.ns, 1), Prune: true})
 	var mp *apply.MassPruneError
 	if !errors.As(err, &mp) || mp.Prune != 3 || mp.Inventory != 4 {
 		t.Fatalf("err = %v, want a MassPruneError for 3 of 4", err)
@@ -90,7 +90,7 @@ func TestMassPruneRefused(t *testing.T) {
 	if err != nil || len(inv.Objects) != 4 {
 		t.Fatalf("inventory lost objects: %+v %v", inv, err)
 	}
-	cs = mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 1), Prune: true, AllowMassPrune: true})
+	cs = mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 1), Prune: true, AllowMassPrune: true})
 	if n := cs.Count(apply.Pruned); n != 3 {
 		t.Fatalf("pruned %d with AllowMassPrune, want 3", n)
 	}
@@ -101,8 +101,8 @@ func TestIncompleteNeverPrunes(t *testing.T) {
 	// Incomplete: whatever Prune and AllowMassPrune say, nothing is deleted and the
 	// inventory keeps every object.
 	e := newEnv(t)
-	mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 4), Prune: true})
-	cs := mustApply(t, e, apply.ApplyRequest{App: "p", Objects: configMaps(t, e.ns, 2), Prune: true, AllowMassPrune: true, Incomplete: true})
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 4), Prune: true})
+	cs := mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 2), Prune: true, AllowMassPrune: true, Incomplete: true})
 	if n := cs.Count(apply.Pruned); n != 0 {
 		t.Fatalf("an incomplete request pruned %d objects", n)
 	}
@@ -116,7 +116,7 @@ func TestIncompleteNeverPrunes(t *testing.T) {
 		t.Fatalf("inventory = %+v, %v; want all 4 objects kept", inv, err)
 	}
 	// An empty incomplete request (the whole render failed) prunes nothing either.
-	cs = mustApply(t, e, apply.ApplyRequest{App: "p", Prune: true, AllowMassPrune: true, Incomplete: true})
+	cs = mustApply(t, e, apply.Request{App: "p", Prune: true, AllowMassPrune: true, Incomplete: true})
 	if n := cs.Count(apply.Pruned); n != 0 || !e.exists(t, "cm-0") {
 		t.Fatalf("pruned %d", n)
 	}
@@ -134,9 +134,9 @@ kind: ConfigMap
 metadata: {name: inside, namespace: %[1]s-own}
 data: {a: b}
 `
-	mustApply(t, e, apply.ApplyRequest{App: "own", Objects: objs(t, e.ns, stream), Prune: true})
+	mustApply(t, e, apply.Request{App: "own", Objects: objs(t, e.ns, stream), Prune: true})
 	var order []string
-	cs := mustApply(t, e, apply.ApplyRequest{App: "own", Prune: true, AllowMassPrune: true,
+	cs := mustApply(t, e, apply.Request{App: "own", Prune: true, AllowMassPrune: true,
 		Progress: func(c apply.Change) { order = append(order, c.Object.Kind) }})
 	wantAction(t, cs, "Namespace", "", nsName, apply.Pruned)
 	wantAction(t, cs, "ConfigMap", nsName, "inside", apply.Pruned)

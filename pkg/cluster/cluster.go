@@ -35,7 +35,7 @@ const (
 // SecretPrefix prefixes the name of the Secret that holds a cluster's kubeconfig
 // (fleetsync-cluster-<name>); SecretKey is its data key.
 const (
-	SecretPrefix = "fleetsync-cluster-"
+	SecretPrefix = "fleetsync-cluster-" //nolint:gosec // a Secret name prefix, not a credential
 	SecretKey    = "kubeconfig"
 )
 

@@ -84,7 +84,7 @@ func (r *Report) Get(kind, namespace, name string) (ObjectDrift, bool) {
 // Detect compares an app's desired objects (req.Objects) and its inventory with
 // the cluster. The report lists every object; the error joins per-object errors
 // (those objects have state "error") and an unreadable inventory.
-func Detect(ctx context.Context, m *apply.Manager, req apply.ApplyRequest) (*Report, error) {
+func Detect(ctx context.Context, m *apply.Manager, req apply.Request) (*Report, error) {
 	rep := &Report{Cluster: m.Cluster().Name, App: req.App}
 	var errs []error
 	desired := map[string]bool{}
@@ -143,7 +143,7 @@ func refKey(r apply.ObjectRef) string {
 // Reconcile detects drift and, in mode "correct", re-applies the request through
 // the Manager when anything drifted (the ChangeSet is nil otherwise). Mode
 // "report" (or empty) only reports.
-func Reconcile(ctx context.Context, m *apply.Manager, req apply.ApplyRequest, mode v1alpha1.DriftMode) (*Report, *apply.ChangeSet, error) {
+func Reconcile(ctx context.Context, m *apply.Manager, req apply.Request, mode v1alpha1.DriftMode) (*Report, *apply.ChangeSet, error) {
 	rep, err := Detect(ctx, m, req)
 	if err != nil || mode != v1alpha1.DriftCorrect || !rep.Drifted() {
 		return rep, nil, err

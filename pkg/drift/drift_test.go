@@ -102,7 +102,7 @@ spec:
 
 func TestInSyncThenDriftByAnotherManager(t *testing.T) {
 	e := newEnv(t)
-	req := apply.ApplyRequest{App: "d", Objects: objs(t, e.ns, app)}
+	req := apply.Request{App: "d", Objects: objs(t, e.ns, app)}
 	if _, err := e.m.Apply(ctxT(t), req); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestInSyncThenDriftByAnotherManager(t *testing.T) {
 
 func TestMissingAndExtra(t *testing.T) {
 	e := newEnv(t)
-	req := apply.ApplyRequest{App: "d", Objects: objs(t, e.ns, app)}
+	req := apply.Request{App: "d", Objects: objs(t, e.ns, app)}
 	if _, err := e.m.Apply(ctxT(t), req); err != nil {
 		t.Fatal(err)
 	}
@@ -190,15 +190,15 @@ stringData: {password: VALUE, user: admin-user-name}
 	mk := func(v string) []*unstructured.Unstructured {
 		return objs(t, e.ns, strings.Replace(secret, "VALUE", v, 1))
 	}
-	if _, err := e.m.Apply(ctxT(t), apply.ApplyRequest{App: "s", Objects: mk(oldValue)}); err != nil {
+	if _, err := e.m.Apply(ctxT(t), apply.Request{App: "s", Objects: mk(oldValue)}); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := drift.Detect(ctxT(t), e.m, apply.ApplyRequest{App: "s", Objects: mk(newValue)})
+	rep, err := drift.Detect(ctxT(t), e.m, apply.Request{App: "s", Objects: mk(newValue)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.intrude(t, secretGVR, "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: %[1]s}\nstringData: {user: "+intruded+"}\n")
-	rep2, err := drift.Detect(ctxT(t), e.m, apply.ApplyRequest{App: "s", Objects: mk(newValue)})
+	rep2, err := drift.Detect(ctxT(t), e.m, apply.Request{App: "s", Objects: mk(newValue)})
 	if err != nil {
 		t.Fatal(err)
 	}

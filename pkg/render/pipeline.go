@@ -169,7 +169,7 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 	}
 	var b strings.Builder
 	b.WriteString(af)
-	_ = cf
+	b.WriteString(cf)
 	b.WriteString(ff)
 	if src.Helm != nil {
 		appDir := fleet.AppDir(app.Metadata.Name)

@@ -378,11 +378,11 @@ func TestWarmRenderMatchesFresh(t *testing.T) {
 		do   func(t *testing.T)
 	}{
 		{"unchanged", func(*testing.T) {}},
-		{"values file", edit("apps/shop/values-common.yaml", "\n", "\nextra: from-values-file\n")},
+		{"values file", edit("apps/shop/values-common.yaml", "b: file", "b: edited")},
 		{"cluster values", edit("clusters/beta.yaml", "zone: south-1", "zone: south-2")},
 		{"cluster labels", edit("clusters/beta.yaml", `region: "south"`, `region: "north"`)},
 		{"kubernetes version", edit("clusters/alpha.yaml", "v1.36.4", "v1.35.1")},
-		{"fleet.yaml", edit("fleet.yaml", "\n", "\n")},
+		{"fleet.yaml", edit("fleet.yaml", "owner: fleet-team", "owner: platform-team")},
 		{"app values", edit("apps/shop/app.yaml", "c: values", "c: changed")},
 		{"app namespace", edit("apps/shop/app.yaml", "namespace: shop", "namespace: shop2")},
 	}

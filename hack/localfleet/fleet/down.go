@@ -63,9 +63,7 @@ func Down(ctx context.Context, dir string, progress io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("localfleet: %s: %w", dir, err)
 	}
-	for _, s := range strays(dir, entries) {
-		entries = append(entries, s)
-	}
+	entries = append(entries, strays(dir, entries)...)
 	errs := stopTiered(ctx, entries, progress)
 	if len(errs) > 0 {
 		return fmt.Errorf("localfleet: down %s: %w", dir, errors.Join(errs...))

@@ -81,11 +81,11 @@ func TestWriteWrapper(t *testing.T) {
 
 func TestPortPickerPrefersStableAndNeverRepeats(t *testing.T) {
 	pp := newPortPicker()
-	a, err := pp.pick(0)
+	a, err := pp.pick(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := pp.pick(a) // taken by this picker: must not be handed out again
+	b, err := pp.pick(context.Background(), a) // taken by this picker: must not be handed out again
 	if err != nil {
 		t.Fatal(err)
 	}

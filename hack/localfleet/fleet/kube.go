@@ -118,7 +118,7 @@ func createNodes(ctx context.Context, cs kubernetes.Interface, cluster string) e
 			},
 		}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("Node/%s: create: %w", name, err)
+			return fmt.Errorf("node %s: create: %w", name, err)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -27,13 +28,13 @@ type portPicker struct {
 func newPortPicker() *portPicker { return &portPicker{taken: map[int]bool{}} }
 
 // pick returns want when it is free, else a free port chosen by the kernel.
-func (pp *portPicker) pick(want int) (int, error) {
-	if want > 0 && !pp.taken[want] && portFree(want) {
+func (pp *portPicker) pick(ctx context.Context, want int) (int, error) {
+	if want > 0 && !pp.taken[want] && portFree(ctx, want) {
 		pp.taken[want] = true
 		return want, nil
 	}
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
 		}
@@ -47,8 +48,8 @@ func (pp *portPicker) pick(want int) (int, error) {
 	return 0, fmt.Errorf("no free port on 127.0.0.1")
 }
 
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", addr(port))
+func portFree(ctx context.Context, port int) bool {
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr(port))
 	if err != nil {
 		return false
 	}

@@ -49,7 +49,8 @@ func spawn(dir string, p *Process, attached bool, env []string, args ...string) 
 		return fmt.Errorf("%s: create log: %w", p.Name, err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(p.Bin, args...)
+	// The process outlives this call (it is stopped by PID in down), so no ctx.
+	cmd := exec.Command(p.Bin, args...) //nolint:noctx // see above
 	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

@@ -146,16 +146,16 @@ func validateClusters(names []string) error {
 // start runs every step; on error the caller stops what is in f.Processes.
 func (f *Fleet) start(ctx context.Context, bins Binaries, opts Options) error {
 	pp := newPortPicker()
-	etcdPort, err := pp.pick(DefaultEtcdPort)
+	etcdPort, err := pp.pick(ctx, DefaultEtcdPort)
 	if err != nil {
 		return err
 	}
-	peerPort, err := pp.pick(DefaultEtcdPort + 1)
+	peerPort, err := pp.pick(ctx, DefaultEtcdPort+1)
 	if err != nil {
 		return err
 	}
 	f.Etcd = "http://" + addr(etcdPort)
-	srcPort, err := pp.pick(DefaultSourceRegistry)
+	srcPort, err := pp.pick(ctx, DefaultSourceRegistry)
 	if err != nil {
 		return err
 	}
@@ -163,11 +163,11 @@ func (f *Fleet) start(ctx context.Context, bins Binaries, opts Options) error {
 	mirrorPorts := map[string]int{}
 	apiPorts := map[string]int{}
 	for i, c := range opts.Clusters {
-		if mirrorPorts[c], err = pp.pick(DefaultMirrorPorts()[c]); err != nil {
+		if mirrorPorts[c], err = pp.pick(ctx, DefaultMirrorPorts()[c]); err != nil {
 			return err
 		}
 		f.Registries.Mirrors[c] = addr(mirrorPorts[c])
-		if apiPorts[c], err = pp.pick(DefaultAPIServerPort + i); err != nil {
+		if apiPorts[c], err = pp.pick(ctx, DefaultAPIServerPort+i); err != nil {
 			return err
 		}
 	}
