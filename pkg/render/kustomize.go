@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/resid"
@@ -225,8 +226,6 @@ func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out 
 		return nil, fmt.Errorf("copy repo to memory: %w", err)
 	}
 	fsys := &repoFS{FileSystem: mem, snap: snap, deps: d, allowRemote: allowRemote}
-	krustyMu.Lock()
-	defer krustyMu.Unlock()
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("kustomize build %s: internal error: %v", dir, p)
@@ -234,18 +233,26 @@ func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out 
 	}()
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	m, err := krusty.MakeKustomizer(opts).Run(fsys, path.Join(fsRoot, dir))
+	m, err := runKrusty(opts, fsys, path.Join(fsRoot, dir))
 	if fsys.refused != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, fsys.refused)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, stripRoot(err))
 	}
+	// Serialising the result needs no lock: it reads only this build's resources.
 	out, err = m.AsYaml()
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
 	return out, nil
+}
+
+// runKrusty runs one krusty build under krustyMu.
+func runKrusty(opts *krusty.Options, fsys filesys.FileSystem, dir string) (resmap.ResMap, error) {
+	krustyMu.Lock()
+	defer krustyMu.Unlock()
+	return krusty.MakeKustomizer(opts).Run(fsys, dir)
 }
 
 // applyPatches runs Kustomize patches (strategic merge or JSON 6902, with
@@ -281,14 +288,12 @@ func applyPatches(objs []byte, patches []v1alpha1.Patch) (out []byte, err error)
 	if err := fsys.WriteFile("/patch/kustomization.yaml", kb); err != nil {
 		return nil, err
 	}
-	krustyMu.Lock()
-	defer krustyMu.Unlock()
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("patch: internal error: %v", p)
 		}
 	}()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, "/patch")
+	m, err := runKrusty(krusty.MakeDefaultOptions(), fsys, "/patch")
 	if err != nil {
 		return nil, fmt.Errorf("patch: %w", err)
 	}
