@@ -91,6 +91,14 @@ func Fleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, conne
 		}
 	}
 	maxPhase := assignPhases(repo, pairs)
+	// A cluster where any pair failed to render prunes nothing at all: an object
+	// moving from one app to another that failed would otherwise be deleted.
+	renderFailed := map[string]bool{}
+	for _, p := range pairs {
+		if p.res.Err != nil {
+			renderFailed[p.cluster] = true
+		}
+	}
 
 	managers := map[string]*Manager{}
 	connErr := map[string]error{}
@@ -132,11 +140,11 @@ func Fleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, conne
 					managers[name] = m
 				}
 			}
-			prior := healthy[name]
+			prior, m, ce := healthy[name], managers[name], connErr[name]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				applyClusterPhase(ctx, repo, managers[name], connErr[name], ps, prior, opts, progress)
+				applyClusterPhase(ctx, repo, m, ce, ps, prior, opts, progress, renderFailed[name])
 			}()
 		}
 		wg.Wait()
@@ -153,7 +161,7 @@ func Fleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, conne
 		}
 		res.Pairs = append(res.Pairs, *p.out)
 	}
-	res.Pairs = append(res.Pairs, removeOrphans(ctx, repo, rendered, pairs, connect, opts)...)
+	res.Pairs = append(res.Pairs, removeOrphans(ctx, repo, rendered, pairs, renderFailed, connect, opts)...)
 	sort.SliceStable(res.Pairs, func(i, j int) bool {
 		if res.Pairs[i].Cluster != res.Pairs[j].Cluster {
 			return res.Pairs[i].Cluster < res.Pairs[j].Cluster
@@ -165,7 +173,7 @@ func Fleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, conne
 
 // applyClusterPhase applies one cluster's pairs of one phase (the prior map is
 // only read here; the caller updates it between phases).
-func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connErr error, ps []*pair, prior map[string]bool, opts FleetOptions, progress func(Change)) {
+func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connErr error, ps []*pair, prior map[string]bool, opts FleetOptions, progress func(Change), incomplete bool) {
 	var reqs []AppRequest
 	byApp := map[string]*pair{}
 	for _, p := range ps {
@@ -188,6 +196,7 @@ func applyClusterPhase(ctx context.Context, repo *fleet.Repo, m *Manager, connEr
 			Objects:        p.res.Objects,
 			DryRun:         opts.DryRun,
 			AllowMassPrune: opts.AllowMassPrune,
+			Incomplete:     incomplete,
 			Timeout:        opts.Timeout,
 			Progress:       progress,
 		}}
@@ -312,7 +321,10 @@ func waveBlocked(pairs []*pair, p *pair, dryRun bool) error {
 
 // removeOrphans uninstalls, on each rendered cluster, the apps that have an
 // inventory there but are no longer desired there, clusters in parallel.
-func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Result, pairs []*pair, connect Connector, opts FleetOptions) []PairOutcome {
+func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Result, pairs []*pair, renderFailed map[string]bool, connect Connector, opts FleetOptions) []PairOutcome {
+	if fleetName(repo) == "" {
+		return nil // without a fleet name, another repo's apps cannot be told from ours
+	}
 	desired := map[string]bool{}
 	for _, p := range pairs {
 		desired[p.cluster+"/"+p.app] = true
@@ -321,6 +333,9 @@ func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Resul
 	var out []PairOutcome
 	var wg sync.WaitGroup
 	for _, cr := range rendered.Clusters {
+		if renderFailed[cr.Cluster] {
+			continue // never uninstall anything where rendering failed
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

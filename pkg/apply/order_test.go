@@ -168,11 +168,12 @@ func TestApplyFleetWaves(t *testing.T) {
 
 func TestApplyFleetRemovesAppsThatLeftTheCluster(t *testing.T) {
 	e := newEnv(t)
-	mustApply(t, e, apply.Request{App: "old", Objects: configMaps(t, e.ns, 2), Prune: true})
+	mustApply(t, e, apply.Request{App: "old", Fleet: "this-fleet", Objects: configMaps(t, e.ns, 2), Prune: true})
 	mustApply(t, e, apply.Request{App: "foreign", Fleet: "another-fleet", Prune: true,
 		Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: foreign, namespace: %[1]s}\n")})
-	mustApply(t, e, apply.Request{App: "kept", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: %[1]s}\n")})
+	mustApply(t, e, apply.Request{App: "kept", Fleet: "this-fleet", Objects: objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: %[1]s}\n")})
 	repo := &fleet.Repo{
+		Fleet:    &v1alpha1.Fleet{Metadata: v1alpha1.ObjectMeta{Name: "this-fleet"}},
 		Clusters: []*v1alpha1.Cluster{{Metadata: v1alpha1.ObjectMeta{Name: "north"}}},
 		Apps:     []*v1alpha1.App{{Metadata: v1alpha1.ObjectMeta{Name: "cur"}, Spec: v1alpha1.AppSpec{Namespace: e.ns}}},
 	}

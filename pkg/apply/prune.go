@@ -41,7 +41,7 @@ func (r *run) prune(ctx context.Context, inv *Inventory, desired []ObjectRef) ([
 	sort.SliceStable(stale, func(i, j int) bool { return refStage(stale[i]) > refStage(stale[j]) })
 	var keep []ObjectRef
 	for _, ref := range stale {
-		c, err := r.m.pruneOne(ctx, r.req.App, ref, r.req.DryRun)
+		c, err := r.m.pruneOne(ctx, r.req.App, ref, desired, r.req.DryRun)
 		r.record(c) // a failed delete is reported through the ChangeSet
 		if err != nil {
 			keep = append(keep, ref)
@@ -51,7 +51,7 @@ func (r *run) prune(ctx context.Context, inv *Inventory, desired []ObjectRef) ([
 }
 
 // pruneOne deletes one object unless it opted out, moved to another app, or is gone.
-func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, dryRun bool) (Change, error) {
+func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, desired []ObjectRef, dryRun bool) (Change, error) {
 	mapping, err := m.cluster.Mapping(ref.GVK())
 	if err != nil {
 		if meta.IsNoMatchError(err) {
@@ -75,6 +75,13 @@ func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, dryRu
 	}
 	if owner := live.GetLabels()[labelApp]; owner != "" && owner != app {
 		return Change{Object: ref, Action: Skipped, Reason: fmt.Sprintf("now belongs to app %s", owner)}, nil
+	}
+	// A Namespace or CRD takes its contents with it: keep it while anything in it is wanted.
+	if who, err := m.cascadeUsers(ctx, app, desired, live); err != nil {
+		err = m.objErr(app, ref, "prune: check what deleting it would take along", err)
+		return Change{Object: ref, Action: Failed, Err: err}, err
+	} else if who != "" {
+		return Change{Object: ref, Action: Skipped, Reason: "not pruned: " + who}, nil
 	}
 	if dryRun {
 		return Change{Object: ref, Action: Pruned}, nil

@@ -1,7 +1,7 @@
 package render
 
 // The signatures in this file are the contract pkg/plan, pkg/apply,
-// cmd/fleetsync and the daemon code against (docs/CONTRACTS.md).
+// cmd/fleetsync and the daemon code against (see docs/ARCHITECTURE.md).
 
 import (
 	"context"

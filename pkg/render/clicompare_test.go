@@ -72,7 +72,7 @@ func TestCLICompareKustomize(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tc.repo, tc.dir)); err != nil {
-				t.Skip(err)
+				t.Fatal(err) // a moved fixture must not pass silently
 			}
 			want, err := exec.Command(kustomize, "build", filepath.Join(tc.repo, tc.dir)).Output()
 			if err != nil {
@@ -103,7 +103,7 @@ func TestCLICompareHelm(t *testing.T) {
 	} {
 		t.Run(tc.cluster+"/"+tc.app, func(t *testing.T) {
 			if _, err := os.Stat(tc.repo); err != nil {
-				t.Skip(err)
+				t.Fatal(err) // a moved fixture must not pass silently
 			}
 			repo := loadRepo(t, tc.repo)
 			c, app := repo.Cluster(tc.cluster), repo.App(tc.app)
