@@ -214,11 +214,23 @@ type redactedError struct {
 }
 
 func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+
+// Unwrap keeps the API status (reason, code, so apierrors.IsInvalid and friends
+// still work) but never the original message, which quoted the values.
+func (e *redactedError) Unwrap() error {
+	var st apierrors.APIStatus
+	if errors.As(e.err, &st) {
+		status := st.Status()
+		status.Message = e.msg
+		status.Details = nil
+		return &apierrors.StatusError{ErrStatus: status}
+	}
+	return nil
+}
 
 // redact removes the values of a Secret (raw and base64) from an error message.
 func redact(err error, obj *unstructured.Unstructured) error {
-	if err == nil || obj == nil || obj.GetKind() != "Secret" {
+	if err == nil || obj == nil || obj.GetKind() != "Secret" || obj.GroupVersionKind().Group != "" {
 		return err
 	}
 	msg := err.Error()
