@@ -44,7 +44,7 @@ func TestRedactHidesSecretValuesEvenThroughUnwrap(t *testing.T) {
 	// Not a Secret: nothing to hide, the error is returned as is.
 	cm := obj.DeepCopy()
 	cm.SetKind("ConfigMap")
-	if got := redact(apiErr, cm); got != error(apiErr) {
+	if got := redact(apiErr, cm); !errors.Is(got, apiErr) || got.Error() != apiErr.Error() {
 		t.Fatalf("a ConfigMap's error was changed: %v", got)
 	}
 }
