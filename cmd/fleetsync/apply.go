@@ -104,6 +104,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
 		}
 	}
+	opts.Clusters = selectedClusters(repo, o.clusters)
 	res := apply.Fleet(ctx, repo, rendered, managers.get, opts)
 	if o.output == "json" {
 		if err := printData(w, "json", res); err != nil {

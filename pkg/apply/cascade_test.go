@@ -79,3 +79,19 @@ func TestFleetNoPruneOnClusterWithRenderFailure(t *testing.T) {
 		}
 	}
 }
+
+// A cluster that no app targets any more renders nothing; named in
+// FleetOptions.Clusters, its leftover apps are still removed.
+func TestFleetRemovesAppsFromClusterNoAppTargets(t *testing.T) {
+	e := newEnv(t)
+	mustApply(t, e, apply.Request{App: "gone", Fleet: "f", Objects: configMaps(t, e.ns, 2), Prune: true})
+	repo := &fleet.Repo{Fleet: &v1alpha1.Fleet{Metadata: v1alpha1.ObjectMeta{Name: "f"}}}
+	connect := func(context.Context, string) (*apply.Manager, error) { return e.m, nil }
+	res := apply.Fleet(ctxT(t), repo, &render.Result{}, connect, apply.FleetOptions{AllowMassPrune: true, Clusters: []string{"north"}})
+	if len(res.Pairs) != 1 || res.Pairs[0].App != "gone" || !res.Pairs[0].Removed || res.Pairs[0].Err != nil {
+		t.Fatalf("want app gone removed from north, got %+v", res.Pairs)
+	}
+	if e.exists(t, "cm-0") || e.exists(t, "cm-1") {
+		t.Fatal("the removed app's objects are still there")
+	}
+}

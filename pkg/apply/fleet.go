@@ -27,6 +27,10 @@ type FleetOptions struct {
 	TimeoutOverrides bool
 	// Progress receives every object's change as soon as it is known, one call at a time.
 	Progress func(Change)
+	// Clusters in scope of this run, for removing apps that left them; default: the
+	// rendered clusters (a cluster that no app targets any more renders nothing, so
+	// name it here to have its leftover apps removed).
+	Clusters []string
 }
 
 // PairOutcome is the result of one (cluster, app) pair.
@@ -319,7 +323,8 @@ func waveBlocked(pairs []*pair, p *pair, dryRun bool) error {
 	return fmt.Errorf("%s/%s: not applied: rollout stopped, wave %d is not healthy on %s", p.cluster, p.app, wave+1, strings.Join(bad, ", "))
 }
 
-// removeOrphans uninstalls, on each rendered cluster, the apps that have an
+// removeOrphans uninstalls, on each cluster in scope (FleetOptions.Clusters, by
+// default the rendered ones), the apps that have an
 // inventory there but are no longer desired there, clusters in parallel.
 func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Result, pairs []*pair, renderFailed map[string]bool, connect Connector, opts FleetOptions) []PairOutcome {
 	if fleetName(repo) == "" {
@@ -332,33 +337,39 @@ func removeOrphans(ctx context.Context, repo *fleet.Repo, rendered *render.Resul
 	var mu sync.Mutex
 	var out []PairOutcome
 	var wg sync.WaitGroup
-	for _, cr := range rendered.Clusters {
-		if renderFailed[cr.Cluster] {
+	scope := opts.Clusters
+	if len(scope) == 0 {
+		for _, cr := range rendered.Clusters {
+			scope = append(scope, cr.Cluster)
+		}
+	}
+	for _, name := range scope {
+		if renderFailed[name] {
 			continue // never uninstall anything where rendering failed
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := connect(ctx, cr.Cluster)
+			m, err := connect(ctx, name)
 			if err != nil {
 				return // already reported by the cluster's pairs
 			}
 			apps, err := m.Inventories(ctx)
 			if err != nil {
 				mu.Lock()
-				out = append(out, PairOutcome{Cluster: cr.Cluster, Removed: true, Err: err, Error: err.Error()})
+				out = append(out, PairOutcome{Cluster: name, Removed: true, Err: err, Error: err.Error()})
 				mu.Unlock()
 				return
 			}
 			for _, app := range apps {
-				if desired[cr.Cluster+"/"+app] {
+				if desired[name+"/"+app] {
 					continue
 				}
 				if inv, err := m.Inventory(ctx, app); err != nil || inv == nil || inv.Fleet != fleetName(repo) {
 					continue // applied by another fleet (or unreadable): not ours to remove
 				}
 				cs, err := m.Uninstall(ctx, app, opts.AllowMassPrune, opts.DryRun)
-				o := PairOutcome{Cluster: cr.Cluster, App: app, ChangeSet: cs, Removed: true, Healthy: err == nil, Err: err}
+				o := PairOutcome{Cluster: name, App: app, ChangeSet: cs, Removed: true, Healthy: err == nil, Err: err}
 				if err != nil {
 					// err already names the cluster and the app.
 					o.Err = fmt.Errorf("app no longer desired on this cluster: %w", err)
