@@ -56,35 +56,36 @@ func (f *clusterFlags) manager(ctx context.Context, name string) (*apply.Manager
 	return apply.NewManager(c, opts), nil
 }
 
-// managerSet connects to each cluster once and remembers the outcome.
+// managerSet connects to each cluster once (connections to different clusters
+// proceed in parallel) and remembers the outcome.
 type managerSet struct {
 	flags *clusterFlags
 	mu    sync.Mutex
-	m     map[string]*apply.Manager
-	errs  map[string]error
+	conns map[string]*managerConn
+}
+
+// managerConn is one cluster's connection, made once.
+type managerConn struct {
+	once sync.Once
+	m    *apply.Manager
+	err  error
 }
 
 func newManagerSet(f *clusterFlags) *managerSet {
-	return &managerSet{flags: f, m: map[string]*apply.Manager{}, errs: map[string]error{}}
+	return &managerSet{flags: f, conns: map[string]*managerConn{}}
 }
 
 // get returns the cluster's Manager (an apply.Connector).
 func (s *managerSet) get(ctx context.Context, name string) (*apply.Manager, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m, ok := s.m[name]; ok {
-		return m, nil
+	c, ok := s.conns[name]
+	if !ok {
+		c = &managerConn{}
+		s.conns[name] = c
 	}
-	if err, ok := s.errs[name]; ok {
-		return nil, err
-	}
-	m, err := s.flags.manager(ctx, name)
-	if err != nil {
-		s.errs[name] = err
-		return nil, err
-	}
-	s.m[name] = m
-	return m, nil
+	s.mu.Unlock()
+	c.once.Do(func() { c.m, c.err = s.flags.manager(ctx, name) })
+	return c.m, c.err
 }
 
 // kubeVersions asks the reachable clusters their version, in parallel, so that
