@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/fleetsync/fleetsync/internal/gittest"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/plan"
 	"github.com/fleetsync/fleetsync/pkg/render"
@@ -299,26 +299,15 @@ func checkImageTag(tb testing.TB, res *render.Result, app, tag string) {
 // generated fleet, reading both commits from a real git repository (the
 // `fleetsync plan` path: two loads, two renders with one Renderer, the diff).
 func BenchmarkPlanOneAppChange(b *testing.B) {
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("git CLI not installed")
-	}
+	gittest.SkipWithoutGit(b)
 	ctx := context.Background()
 	f := generateFleet(b, DefaultSpec())
-	git := func(args ...string) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "user.name=Bench", "-c", "user.email=bench@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = f.Dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	git("init", "-q", "-b", "main")
-	git("add", "-A")
-	git("commit", "-q", "-m", "fleet")
+	gittest.Init(b, f.Dir)
+	gittest.CommitAll(b, f.Dir, "fleet")
 	if err := f.SetImageTag(f.KustomizeApps[0], "v9.0.0"); err != nil {
 		b.Fatal(err)
 	}
-	git("commit", "-q", "-a", "-m", "one app")
+	gittest.CommitAll(b, f.Dir, "one app")
 	src, err := source.Open(ctx, f.Dir, source.Options{})
 	if err != nil {
 		b.Fatal(err)

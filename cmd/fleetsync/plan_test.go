@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetsync/fleetsync/internal/gittest"
 )
 
 // planRepo makes a real git repository (system git) holding the example
@@ -15,45 +13,9 @@ import (
 // scaled from 5 to 7 replicas, and a commit that breaks the mes app.
 func planRepo(t *testing.T) (dir, example, scaled, broken string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git CLI not installed")
-	}
-	dir = t.TempDir()
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), "git", append([]string{"-c", "user.name=Plan Test", "-c", "user.email=plan@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	commit := func(msg string) string {
-		git("add", "-A")
-		git("commit", "-q", "-m", msg)
-		return git("rev-parse", "HEAD")
-	}
-	edit := func(rel, old, new string) {
-		p := filepath.Join(dir, rel)
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(b, []byte(old)) {
-			t.Fatalf("%s: %v, or no %q in it", rel, err, old)
-		}
-		if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git("init", "-q", "-b", "main")
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "examples", "fleet-repo"))); err != nil {
-		t.Fatal(err)
-	}
-	example = commit("example fleet")
-	edit("apps/mes/base/deployment.yaml", "replicas: 5", "replicas: 7")
-	scaled = commit("scale mes")
-	edit("apps/mes/app.yaml", "  prune: true\n", "  prune: true\n  notAField: 1\n")
-	broken = commit("break mes")
+	dir, example, scaled = gittest.ExampleFleet(t)
+	gittest.Replace(t, dir, "apps/mes/app.yaml", "  prune: true\n", "  prune: true\n  notAField: 1\n")
+	broken = gittest.CommitAll(t, dir, "break mes")
 	return dir, example, scaled, broken
 }
 

@@ -4,104 +4,34 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fleetsync/fleetsync/internal/gittest"
 	"github.com/fleetsync/fleetsync/pkg/render"
 	"github.com/fleetsync/fleetsync/pkg/source"
 )
 
-// gitRepo is a real git repository made with the system git CLI.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git CLI not installed")
-	}
-	g := &gitRepo{t: t, dir: t.TempDir()}
-	g.git("init", "-q", "-b", "main")
-	return g
-}
-
-func (g *gitRepo) git(args ...string) string {
-	g.t.Helper()
-	cmd := exec.CommandContext(g.t.Context(), "git", append([]string{"-c", "user.name=Plan Test", "-c", "user.email=plan@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = g.dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit stages everything and returns the new commit's SHA.
-func (g *gitRepo) commit(msg string) string {
-	g.t.Helper()
-	g.git("add", "-A")
-	g.git("commit", "-q", "--allow-empty", "-m", msg)
-	return g.git("rev-parse", "HEAD")
-}
-
-func (g *gitRepo) write(rel, content string) {
-	g.t.Helper()
-	p := filepath.Join(g.dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		g.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		g.t.Fatal(err)
-	}
-}
-
-// replace edits a file of the work tree, failing when old is absent.
-func (g *gitRepo) replace(rel, old, new string) {
-	g.t.Helper()
-	b, err := os.ReadFile(filepath.Join(g.dir, rel))
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte(old)) {
-		g.t.Fatalf("%s does not contain %q", rel, old)
-	}
-	g.write(rel, strings.Replace(string(b), old, new, 1))
-}
-
-// copyExample copies examples/fleet-repo into the work tree.
-func (g *gitRepo) copyExample() {
-	g.t.Helper()
-	src := filepath.Join("..", "..", "examples", "fleet-repo")
-	if err := os.CopyFS(g.dir, os.DirFS(src)); err != nil {
-		g.t.Fatalf("copy example fleet: %v", err)
-	}
-}
-
 // exampleHistory commits the example fleet, then a commit scaling mes from 5
 // to 7 replicas, then one that only edits the README.
-func exampleHistory(t *testing.T) (g *gitRepo, initial, scaled, docs string) {
-	g = newGitRepo(t)
-	g.copyExample()
-	initial = g.commit("example fleet")
-	g.replace("apps/mes/base/deployment.yaml", "replicas: 5", "replicas: 7")
-	scaled = g.commit("scale mes")
-	g.write("README.md", "only docs changed\n")
-	docs = g.commit("docs")
-	return g, initial, scaled, docs
+func exampleHistory(t *testing.T) (dir, initial, scaled, docs string) {
+	t.Helper()
+	dir, initial, scaled = gittest.ExampleFleet(t)
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("only docs changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docs = gittest.CommitAll(t, dir, "docs")
+	return dir, initial, scaled, docs
 }
 
 func TestFromRefsExampleFleet(t *testing.T) {
 	ctx := context.Background()
-	g, initial, scaled, docs := exampleHistory(t)
+	dir, initial, scaled, docs := exampleHistory(t)
 	// An uncommitted edit must not be seen: plan reads git objects only.
-	g.replace("apps/mes/base/deployment.yaml", "replicas: 7", "replicas: 9")
+	gittest.Replace(t, dir, "apps/mes/base/deployment.yaml", "replicas: 7", "replicas: 9")
 
-	src, err := source.Open(ctx, g.dir, source.Options{})
+	src, err := source.Open(ctx, dir, source.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +99,8 @@ func TestFromRefsExampleFleet(t *testing.T) {
 // repository is mirrored into a cache and both refs are read from the mirror.
 func TestFromRefsURL(t *testing.T) {
 	ctx := context.Background()
-	g, initial, scaled, _ := exampleHistory(t)
-	src, err := source.Open(ctx, "file://"+filepath.ToSlash(g.dir), source.Options{CacheDir: t.TempDir()})
+	dir, initial, scaled, _ := exampleHistory(t)
+	src, err := source.Open(ctx, "file://"+filepath.ToSlash(dir), source.Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +116,14 @@ func TestFromRefsURL(t *testing.T) {
 
 func TestFromRefsBrokenHead(t *testing.T) {
 	ctx := context.Background()
-	g, _, scaled, _ := exampleHistory(t)
-	g.replace("apps/mes/app.yaml", "  prune: true\n", "  prune: true\n  notAField: 1\n")
-	unloadable := g.commit("break the app")
-	g.git("revert", "--no-edit", "HEAD")
-	g.replace("apps/mes/overlays/nfs/kustomization.yaml", "  - ../../base\n", "  - ../../base\n  - missing.yaml\n")
-	unrenderable := g.commit("name a missing resource")
+	dir, _, scaled, _ := exampleHistory(t)
+	gittest.Replace(t, dir, "apps/mes/app.yaml", "  prune: true\n", "  prune: true\n  notAField: 1\n")
+	unloadable := gittest.CommitAll(t, dir, "break the app")
+	gittest.Run(t, dir, "revert", "--no-edit", "HEAD")
+	gittest.Replace(t, dir, "apps/mes/overlays/nfs/kustomization.yaml", "  - ../../base\n", "  - ../../base\n  - missing.yaml\n")
+	unrenderable := gittest.CommitAll(t, dir, "name a missing resource")
 
-	src, err := source.Open(ctx, g.dir, source.Options{})
+	src, err := source.Open(ctx, dir, source.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

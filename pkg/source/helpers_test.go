@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -24,6 +23,8 @@ import (
 	gssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/fleetsync/fleetsync/internal/gittest"
 )
 
 // workRepo is a non-bare git repository built with the system git CLI; the
@@ -33,38 +34,20 @@ type workRepo struct {
 	dir string
 }
 
-func gitEnv(home string) []string {
-	return append(os.Environ(),
-		"HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_AUTHOR_DATE=2026-01-02T03:04:05Z", "GIT_COMMITTER_DATE=2026-01-02T03:04:05Z",
-	)
-}
+// gitEnv is the isolated environment of the git processes the tests run.
+func gitEnv(home string) []string { return gittest.Env(home) }
 
 // newWorkRepo creates root/name as a repository on branch main.
 func newWorkRepo(t testing.TB, root, name string) *workRepo {
 	t.Helper()
 	r := &workRepo{t: t, dir: filepath.Join(root, name)}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r.git("init", "-q", "-b", "main")
+	gittest.Init(t, r.dir)
 	return r
 }
 
 func (r *workRepo) git(args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = gitEnv(r.dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		r.t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return gittest.Run(r.t, r.dir, args...)
 }
 
 // commit writes files (a value "@link:target" makes a symlink, "" deletes)
@@ -90,9 +73,7 @@ func (r *workRepo) commit(msg string, files map[string]string) string {
 			}
 		}
 	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.head()
+	return gittest.CommitAll(r.t, r.dir, msg)
 }
 
 func (r *workRepo) head() string { return r.git("rev-parse", "HEAD") }
