@@ -1,42 +1,22 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// runApplyOrDiff runs `fleetsync apply|diff ARGS`.
+// runApplyOrDiff runs `fleetsync apply|diff ARGS` and returns stdout, the error
+// message (if any) and the exit status.
 func runApplyOrDiff(t *testing.T, verb string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := newApplyCmd()
 	if verb == "diff" {
 		cmd = newDiffCmd()
 	}
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var ee *exitError
-	switch {
-	case err == nil:
-		return out.String(), "", 0
-	case errors.As(err, &ee):
-		msg := ""
-		if ee.err != nil {
-			msg = ee.err.Error()
-		}
-		return out.String(), msg, ee.code
-	default:
-		t.Fatalf("%s %v: %v", verb, args, err)
-		return "", "", -1
-	}
+	out, errOut, code := execute(t, cmd, args...)
+	return out, strings.TrimSpace(strings.TrimPrefix(errOut, "Error: ")), code
 }
 
 var applyExample = filepath.Join("..", "..", "examples", "fleet-repo")

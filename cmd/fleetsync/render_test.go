@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,26 +11,7 @@ import (
 // runRenderCmd runs `fleetsync render ARGS` and returns stdout, stderr and the exit status.
 func runRenderCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := newRenderCmd()
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var ee *exitError
-	switch {
-	case err == nil:
-		return out.String(), errOut.String(), 0
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			errOut.WriteString(ee.err.Error())
-		}
-		return out.String(), errOut.String(), ee.code
-	default:
-		t.Fatalf("render %v: %v", args, err)
-		return "", "", -1
-	}
+	return execute(t, newRenderCmd(), args...)
 }
 
 var renderExample = filepath.Join("..", "..", "examples", "fleet-repo")
