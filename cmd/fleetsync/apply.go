@@ -58,38 +58,43 @@ healthy, 1 otherwise.`,
 	return cmd
 }
 
-// applyLoadRepo reads --repo at --ref and loads the fleet model. The repo's files
-// are read until close is called.
-func applyLoadRepo(ctx context.Context, sf *sourceFlags, repoArg string) (repo *fleet.Repo, closeFn func(), err error) {
-	rev, src, err := sf.resolve(ctx, repoArg)
+// clusterRun is what apply and diff share: the loaded repo, the clusters in
+// scope, a connection per cluster, and the render made with each reachable
+// cluster's Kubernetes version.
+type clusterRun struct {
+	repo     *fleet.Repo
+	clusters []string // --cluster, or every cluster of the repo
+	managers *managerSet
+	rendered *render.Result
+	close    func()
+}
+
+// prepareClusterRun loads --repo, rejects unknown --cluster names, asks the
+// selected clusters their version and renders for them. Call close when done.
+func prepareClusterRun(ctx context.Context, sf *sourceFlags, conn *clusterFlags, repoArg string, clusters []string) (*clusterRun, error) {
+	repo, closeRepo, err := sf.load(ctx, repoArg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	closeFn = func() { _ = src.Close() }
-	repo, err = fleet.Load(ctx, rev.FS)
-	if err != nil {
-		closeFn()
-		return nil, nil, err
+	if err := checkClusters(repo, clusters); err != nil {
+		closeRepo()
+		return nil, err
 	}
-	repo.Revision = rev.Commit
-	return repo, closeFn, nil
+	run := &clusterRun{repo: repo, clusters: selectedClusters(repo, clusters), managers: newManagerSet(conn), close: closeRepo}
+	versions := run.managers.kubeVersions(ctx, run.clusters)
+	run.rendered = render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: clusters})
+	return run, nil
 }
 
 func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
-	repo, closeRepo, err := applyLoadRepo(ctx, &o.source, o.repo)
+	run, err := prepareClusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer closeRepo()
-	if err := checkClusters(repo, o.clusters); err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	managers := newManagerSet(&o.conn)
-	versions := managers.kubeVersions(ctx, selectedClusters(repo, o.clusters))
-	rendered := render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: o.clusters})
+	defer run.close()
 	opts := apply.FleetOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {
@@ -104,8 +109,8 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
 		}
 	}
-	opts.Clusters = selectedClusters(repo, o.clusters)
-	res := apply.Fleet(ctx, repo, rendered, managers.get, opts)
+	opts.Clusters = run.clusters
+	res := apply.Fleet(ctx, run.repo, run.rendered, run.managers.get, opts)
 	if o.output == "json" {
 		if err := printData(w, "json", res); err != nil {
 			return &exitError{code: 1, err: err}

@@ -60,18 +60,12 @@ func runDiff(ctx context.Context, o diffCmdOptions, w io.Writer) error {
 	if o.output != "text" && o.output != "json" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %s: want text or json", o.output)}
 	}
-	repo, closeRepo, err := applyLoadRepo(ctx, &o.source, o.repo)
+	run, err := prepareClusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer closeRepo()
-	if err := checkClusters(repo, o.clusters); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	managers := newManagerSet(&o.conn)
-	versions := managers.kubeVersions(ctx, selectedClusters(repo, o.clusters))
-	rendered := render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: o.clusters})
-	pairs := diffFleet(ctx, repo, rendered, managers)
+	defer run.close()
+	pairs := diffFleet(ctx, run.repo, run.rendered, run.managers)
 	drifted, failed := false, false
 	for _, p := range pairs {
 		if p.Error != "" {

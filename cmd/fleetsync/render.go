@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
@@ -63,16 +62,11 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 		return fmt.Errorf("-o %s: want yaml or json", f.output)
 	}
 	ctx := cmd.Context()
-	rev, src, err := f.source.resolve(ctx, f.repo)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = src.Close() }()
-	repo, err := fleet.Load(ctx, rev.FS)
+	repo, closeRepo, err := f.source.load(ctx, f.repo)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("load %s: %w", f.repo, err)}
 	}
-	repo.Revision = rev.Commit
+	defer closeRepo()
 	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion})
 	res := r.Render(ctx, repo, render.Selection{Clusters: f.clusters, Apps: f.apps})
 	if f.out != "" {

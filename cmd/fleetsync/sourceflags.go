@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/source"
 )
 
@@ -111,4 +112,23 @@ func (f *sourceFlags) resolve(ctx context.Context, repoArg string) (*source.Revi
 		return nil, nil, err
 	}
 	return source.Resolve(ctx, repoArg, f.ref, opts)
+}
+
+// load reads --repo at --ref and loads the fleet model, with repo.Revision set to
+// the commit. The repo's files stay readable (render reads them) until close is
+// called; on error nothing is left open. A load failure is returned as is, so
+// callers can errors.As it into fleet.Problems.
+func (f *sourceFlags) load(ctx context.Context, repoArg string) (repo *fleet.Repo, closeFn func(), err error) {
+	rev, src, err := f.resolve(ctx, repoArg)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeFn = func() { _ = src.Close() }
+	repo, err = fleet.Load(ctx, rev.FS)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	repo.Revision = rev.Commit
+	return repo, closeFn, nil
 }

@@ -104,12 +104,7 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, f *validateFlags
 // validateRepo loads (and renders) the repo; problems are in the report, other
 // failures (unreadable repo, bad flags) are the error.
 func validateRepo(ctx context.Context, f *validateFlags) (*validateReport, error) {
-	rev, src, err := f.source.resolve(ctx, f.repo)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = src.Close() }()
-	repo, err := fleet.Load(ctx, rev.FS)
+	repo, closeRepo, err := f.source.load(ctx, f.repo)
 	var problems fleet.Problems
 	switch {
 	case errors.As(err, &problems):
@@ -117,7 +112,7 @@ func validateRepo(ctx context.Context, f *validateFlags) (*validateReport, error
 	case err != nil:
 		return nil, err
 	}
-	repo.Revision = rev.Commit
+	defer closeRepo()
 	summary := &validateSummary{Clusters: len(repo.Clusters), Apps: len(repo.Apps), Policies: len(repo.ScalePolicies), Pairs: -1}
 	if f.render {
 		res := render.New(render.Options{}).Render(ctx, repo, render.Selection{})
