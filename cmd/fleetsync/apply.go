@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -13,8 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
-	"github.com/fleetsync/fleetsync/pkg/fleet"
-	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
 )
 
 type applyCmdOptions struct {
@@ -25,6 +23,7 @@ type applyCmdOptions struct {
 	timeout        time.Duration
 	timeoutSet     bool
 	output         string
+	verbose        bool
 	source         sourceFlags
 	conn           clusterFlags
 }
@@ -36,9 +35,11 @@ func newApplyCmd() *cobra.Command {
 		Short: "One-shot reconcile: render, apply with server-side apply, prune, wait healthy",
 		Long: `apply renders the fleet repo and applies every (cluster, app) pair: clusters in
 parallel, each cluster's apps in dependsOn order, rollout waves one after the other.
-It prints one line per object, then a summary. A pair whose render failed is not
-applied and nothing of it is pruned. Exit status 0 when everything applied and is
-healthy, 1 otherwise.`,
+Apps removed from the repo are uninstalled (unless more than half of a cluster's apps
+would go at once). It prints one line per object, then a summary; errors are one
+line each (-v for the API server's full text). A pair whose render failed is not
+applied and nothing is pruned on its cluster. Exit status 0 when everything applied
+and is healthy, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.timeoutSet = cmd.Flags().Changed("timeout")
@@ -49,53 +50,31 @@ healthy, 1 otherwise.`,
 	fs.StringVar(&o.repo, "repo", "", "fleet repo: a directory or a git URL")
 	fs.StringArrayVar(&o.clusters, "cluster", nil, "cluster to apply (repeatable; default all)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "server-side dry run: show what would change, write nothing")
-	fs.BoolVar(&o.allowMassPrune, "allow-mass-prune", false, "allow pruning more than half of an app's objects")
+	fs.BoolVar(&o.allowMassPrune, "allow-mass-prune", false, "allow pruning more than half of an app's objects, or removing more than half of a cluster's apps at once")
 	fs.DurationVar(&o.timeout, "timeout", apply.DefaultTimeout, "health timeout per app (default: the app's rollout.healthTimeout, the fleet's healthTimeout, else 5m)")
 	fs.StringVarP(&o.output, "output", "o", "table", "output: table or json")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print errors in full (the API server's whole message)")
 	o.source.BindFlags(fs)
 	o.conn.BindFlags(fs)
 	_ = cmd.MarkFlagRequired("repo")
 	return cmd
 }
 
-// clusterRun is what apply and diff share: the loaded repo, the clusters in
-// scope, a connection per cluster, and the render made with each reachable
-// cluster's Kubernetes version.
-type clusterRun struct {
-	repo     *fleet.Repo
-	clusters []string // --cluster, or every cluster of the repo
-	managers *managerSet
-	rendered *render.Result
-	close    func()
-}
-
-// prepareClusterRun loads --repo, rejects unknown --cluster names, asks the
-// selected clusters their version and renders for them. Call close when done.
-func prepareClusterRun(ctx context.Context, sf *sourceFlags, conn *clusterFlags, repoArg string, clusters []string) (*clusterRun, error) {
-	repo, closeRepo, err := sf.load(ctx, repoArg)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkClusters(repo, clusters); err != nil {
-		closeRepo()
-		return nil, err
-	}
-	run := &clusterRun{repo: repo, clusters: selectedClusters(repo, clusters), managers: newManagerSet(conn), close: closeRepo}
-	versions := run.managers.kubeVersions(ctx, run.clusters)
-	run.rendered = render.New(render.Options{KubeVersions: versions}).Render(ctx, repo, render.Selection{Clusters: clusters})
-	return run, nil
-}
-
 func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
-	run, err := prepareClusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
+	repo, closeRepo, err := o.source.load(ctx, o.repo)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer run.close()
-	opts := apply.FleetOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
+	defer closeRepo()
+	rec := o.conn.reconciler()
+	desired, err := rec.Desired(ctx, repo, o.clusters)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	opts := reconcile.RequestOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {
 			action := string(c.Action)
@@ -104,20 +83,19 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 			}
 			detail := c.Reason
 			if c.Err != nil {
-				detail = c.Err.Error()
+				detail = errText(c.Err, o.verbose)
 			}
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
 		}
 	}
-	opts.Clusters = run.clusters
-	res := apply.Fleet(ctx, run.repo, run.rendered, run.managers.get, opts)
+	res := rec.Apply(ctx, desired, opts)
 	if o.output == "json" {
 		if err := printData(w, "json", res); err != nil {
 			return &exitError{code: 1, err: err}
 		}
 	} else {
 		fmt.Fprintln(w)
-		printApplySummary(w, res)
+		printApplySummary(w, res, o.verbose)
 	}
 	if !res.OK() {
 		return &exitError{code: 1}
@@ -125,18 +103,31 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	return nil
 }
 
-// checkClusters rejects --cluster names the repo does not define.
-func checkClusters(repo *fleet.Repo, names []string) error {
-	var errs []error
-	for _, n := range names {
-		if repo.Cluster(n) == nil {
-			errs = append(errs, fmt.Errorf("--cluster %s: no such cluster in the fleet repo", n))
-		}
+// errText is an error's one-line form, or its full text with -v.
+func errText(err error, verbose bool) string {
+	if verbose {
+		return err.Error()
 	}
-	return errors.Join(errs...)
+	var lines []string
+	for _, e := range leafErrors(err) {
+		lines = append(lines, apply.Brief(e))
+	}
+	return strings.Join(lines, "\n")
 }
 
-func printApplySummary(w io.Writer, res *apply.FleetResult) {
+// leafErrors splits a joined error into its parts (one line each).
+func leafErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // splitting errors.Join
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, leafErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLUSTER\tAPP\tWAVE\tCREATED\tCONFIGURED\tUNCHANGED\tPRUNED\tSKIPPED\tFAILED\tHEALTH")
 	var errs []string
@@ -150,9 +141,12 @@ func printApplySummary(w io.Writer, res *apply.FleetResult) {
 			health, wave = "Removed", "-"
 		}
 		switch {
+		case p.Err != nil && p.ErrorKind == apply.ErrCanceled:
+			health = "Canceled"
+			errs = append(errs, errText(p.Err, verbose))
 		case p.Err != nil:
 			health = "Failed"
-			errs = append(errs, p.Err.Error())
+			errs = append(errs, errText(p.Err, verbose))
 		case res.DryRun:
 			health = "-"
 		case !p.Healthy && !p.Removed:
@@ -175,15 +169,3 @@ func printApplySummary(w io.Writer, res *apply.FleetResult) {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
-
-// selectedClusters is --cluster, or every cluster of the repo.
-func selectedClusters(repo *fleet.Repo, names []string) []string {
-	if len(names) > 0 {
-		return names
-	}
-	out := make([]string, 0, len(repo.Clusters))
-	for _, c := range repo.Clusters {
-		out = append(out, c.Metadata.Name)
-	}
-	return out
-}

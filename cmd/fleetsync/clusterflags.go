@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
-	"sync"
-	"time"
-
 	"github.com/spf13/pflag"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/cluster"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
+	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
 // clusterFlags say where cluster credentials are found (see DESIGN.md) and how
@@ -21,6 +19,8 @@ type clusterFlags struct {
 	qps           float32
 	burst         int
 	concurrency   int
+	maxParallel   int
+	takeOver      []string
 }
 
 // BindFlags adds the cluster connection flags.
@@ -31,7 +31,10 @@ func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.inCluster, "in-cluster", false, "agent mode: the cluster is the one fleetsync runs in (in-cluster config, or --kubeconfig's current context)")
 	fs.Float32Var(&f.qps, "kube-qps", cluster.DefaultQPS, "requests per second to each API server")
 	fs.IntVar(&f.burst, "kube-burst", cluster.DefaultBurst, "request burst to each API server")
-	fs.IntVar(&f.concurrency, "apply-concurrency", apply.DefaultOptions().Concurrency, "objects applied at once per cluster")
+	fs.IntVar(&f.concurrency, "apply-concurrency", apply.DefaultOptions().Concurrency, "objects of one stage applied at once per cluster (within --kube-qps)")
+	fs.IntVar(&f.maxParallel, "max-parallel-clusters", 16, "clusters worked on at once")
+	fs.StringSliceVar(&f.takeOver, "take-over-field-managers", apply.DefaultTakeOver,
+		"field managers of imperative changes (kubectl edit, patch, scale, ...) whose fields fleetsync takes over, so that apply undoes them; empty for none")
 }
 
 func (f *clusterFlags) connectOptions() cluster.ConnectOptions {
@@ -45,75 +48,11 @@ func (f *clusterFlags) connectOptions() cluster.ConnectOptions {
 	}
 }
 
-// manager connects to a cluster and returns its apply Manager.
-func (f *clusterFlags) manager(ctx context.Context, name string) (*apply.Manager, error) {
-	c, err := cluster.Connect(ctx, name, f.connectOptions())
-	if err != nil {
-		return nil, err
-	}
-	opts := apply.DefaultOptions()
-	opts.Concurrency = f.concurrency
-	return apply.NewManager(c, opts), nil
-}
-
-// managerSet connects to each cluster once (connections to different clusters
-// proceed in parallel) and remembers the outcome.
-type managerSet struct {
-	flags *clusterFlags
-	mu    sync.Mutex
-	conns map[string]*managerConn
-}
-
-// managerConn is one cluster's connection, made once.
-type managerConn struct {
-	once sync.Once
-	m    *apply.Manager
-	err  error
-}
-
-func newManagerSet(f *clusterFlags) *managerSet {
-	return &managerSet{flags: f, conns: map[string]*managerConn{}}
-}
-
-// get returns the cluster's Manager (an apply.Connector).
-func (s *managerSet) get(ctx context.Context, name string) (*apply.Manager, error) {
-	s.mu.Lock()
-	c, ok := s.conns[name]
-	if !ok {
-		c = &managerConn{}
-		s.conns[name] = c
-	}
-	s.mu.Unlock()
-	c.once.Do(func() { c.m, c.err = s.flags.manager(ctx, name) })
-	return c.m, c.err
-}
-
-// kubeVersions asks the reachable clusters their version, in parallel, so that
-// Helm renders with the right .Capabilities; unreachable ones are left out (they
-// fail later, with their error, when applied).
-func (s *managerSet) kubeVersions(ctx context.Context, names []string) map[string]string {
-	out := map[string]string{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m, err := s.get(ctx, n)
-			if err != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			v, err := m.Cluster().ServerVersion(ctx)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			out[n] = v
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return out
+// reconciler returns the reconcile layer over these flags' cluster connections.
+func (f *clusterFlags) reconciler() *reconcile.Reconciler {
+	mo := apply.DefaultOptions()
+	mo.Concurrency = f.concurrency
+	mo.TakeOver = f.takeOver
+	pool := reconcile.NewPool(reconcile.DialWith(f.connectOptions(), mo), reconcile.PoolOptions{})
+	return reconcile.New(pool, render.New(render.Options{}), reconcile.Options{MaxParallelClusters: f.maxParallel})
 }

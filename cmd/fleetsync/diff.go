@@ -5,24 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/drift"
-	"github.com/fleetsync/fleetsync/pkg/fleet"
-	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
 )
 
 type diffCmdOptions struct {
-	repo     string
-	clusters []string
-	output   string
-	source   sourceFlags
-	conn     clusterFlags
+	repo           string
+	clusters       []string
+	output         string
+	verbose        bool
+	allowMassPrune bool
+	source         sourceFlags
+	conn           clusterFlags
 }
 
 func newDiffCmd() *cobra.Command {
@@ -31,8 +29,10 @@ func newDiffCmd() *cobra.Command {
 		Use:   "diff --repo DIR|URL [--cluster C]...",
 		Short: "Show drift: desired state versus the clusters, through server-side dry-run",
 		Long: `diff renders the fleet repo and compares every (cluster, app) pair with the
-cluster through a server-side dry-run apply: objects drifted (with a YAML diff),
-missing, or extra (still on the cluster, no longer desired). Secret values are
+cluster through a server-side dry-run of the very request apply would send: objects
+drifted (with a YAML diff, naming the kubectl verbs that changed them), missing, or
+extra (still on the cluster, no longer desired, and whether the next apply prunes
+them). Apps that left a cluster are listed with their objects. Secret values are
 masked. Exit status 0 when nothing drifted, 1 when something did, 2 on errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -43,107 +43,53 @@ masked. Exit status 0 when nothing drifted, 1 when something did, 2 on errors.`,
 	fs.StringVar(&o.repo, "repo", "", "fleet repo: a directory or a git URL")
 	fs.StringArrayVar(&o.clusters, "cluster", nil, "cluster to compare (repeatable; default all)")
 	fs.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print errors in full (the API server's whole message)")
+	fs.BoolVar(&o.allowMassPrune, "allow-mass-prune", false, "compare as apply --allow-mass-prune would act")
 	o.source.BindFlags(fs)
 	o.conn.BindFlags(fs)
 	_ = cmd.MarkFlagRequired("repo")
 	return cmd
 }
 
-type diffPair struct {
-	Cluster string        `json:"cluster"`
-	App     string        `json:"app"`
-	Report  *drift.Report `json:"report,omitempty"`
-	Error   string        `json:"error,omitempty"`
-}
-
 func runDiff(ctx context.Context, o diffCmdOptions, w io.Writer) error {
 	if o.output != "text" && o.output != "json" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %s: want text or json", o.output)}
 	}
-	run, err := prepareClusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
+	repo, closeRepo, err := o.source.load(ctx, o.repo)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer run.close()
-	pairs := diffFleet(ctx, run.repo, run.rendered, run.managers)
-	drifted, failed := false, false
-	for _, p := range pairs {
-		if p.Error != "" {
-			failed = true
-		}
-		if p.Report != nil && p.Report.Drifted() {
-			drifted = true
-		}
+	defer closeRepo()
+	rec := o.conn.reconciler()
+	desired, err := rec.Desired(ctx, repo, o.clusters)
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
+	res := rec.Diff(ctx, desired, reconcile.DiffOptions{RequestOptions: reconcile.RequestOptions{AllowMassPrune: o.allowMassPrune}})
 	if o.output == "json" {
-		if err := printData(w, "json", pairs); err != nil {
+		if err := printData(w, "json", res); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 	} else {
-		printDiffText(w, pairs)
+		printDiffText(w, res, o.verbose)
 	}
 	switch {
-	case failed:
+	case res.Failed():
 		return &exitError{code: 2, err: errors.New("diff: some pairs could not be compared (see above)")}
-	case drifted:
+	case res.Drifted():
 		return &exitError{code: 1}
 	}
 	return nil
 }
 
-// diffFleet compares every rendered pair, clusters in parallel.
-func diffFleet(ctx context.Context, repo *fleet.Repo, rendered *render.Result, managers *managerSet) []diffPair {
-	var mu sync.Mutex
-	var out []diffPair
-	var wg sync.WaitGroup
-	for _, cr := range rendered.Clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []diffPair
-			m, connErr := managers.get(ctx, cr.Cluster)
-			for _, ar := range cr.Apps {
-				p := diffPair{Cluster: cr.Cluster, App: ar.App}
-				switch {
-				case ar.Err != nil:
-					p.Error = fmt.Sprintf("%s/%s: render: %v", cr.Cluster, ar.App, ar.Err)
-				case connErr != nil:
-					p.Error = connErr.Error()
-				default:
-					req := apply.Request{App: ar.App, Objects: ar.Objects}
-					if app := repo.App(ar.App); app != nil {
-						req.Namespace = app.Spec.Namespace
-					}
-					rep, err := drift.Detect(ctx, m, req)
-					p.Report = rep
-					if err != nil {
-						p.Error = err.Error()
-					}
-				}
-				local = append(local, p)
-			}
-			if connErr == nil {
-				local = append(local, diffRemovedApps(ctx, repo, m, cr)...)
-			}
-			mu.Lock()
-			out = append(out, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Cluster != out[j].Cluster {
-			return out[i].Cluster < out[j].Cluster
+func printDiffText(w io.Writer, res *reconcile.DiffResult, verbose bool) {
+	for _, p := range res.Pairs {
+		name := p.Cluster + "/" + p.App
+		if p.App == "" {
+			name = p.Cluster
 		}
-		return out[i].App < out[j].App
-	})
-	return out
-}
-
-func printDiffText(w io.Writer, pairs []diffPair) {
-	for _, p := range pairs {
 		if p.Report == nil {
-			fmt.Fprintf(w, "%s/%s: error: %s\n", p.Cluster, p.App, oneLine(p.Error))
+			fmt.Fprintf(w, "%s: error: %s\n", name, oneLine(errText(p.Err, verbose)))
 			continue
 		}
 		r := p.Report
@@ -151,15 +97,34 @@ func printDiffText(w io.Writer, pairs []diffPair) {
 		if r.Drifted() {
 			state = fmt.Sprintf("drifted (%d drifted, %d missing, %d extra)", r.Count(drift.Drifted), r.Count(drift.Missing), r.Count(drift.Extra))
 		}
-		fmt.Fprintf(w, "%s/%s: %s\n", p.Cluster, p.App, state)
+		if p.Removed {
+			state = "removed from the repo: " + state
+		}
+		fmt.Fprintf(w, "%s: %s\n", name, state)
+		if p.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", p.Note)
+		}
 		for _, od := range r.Objects {
 			switch od.State {
 			case drift.InSync:
 				continue
 			case drift.Unknown:
 				fmt.Fprintf(w, "  %s: error: %s\n", od.Object, oneLine(od.Error))
+			case drift.Extra:
+				what := "not pruned by apply"
+				if od.Prune {
+					what = "pruned by the next apply"
+				}
+				fmt.Fprintf(w, "  %s: extra (%s)\n", od.Object, what)
 			default:
-				fmt.Fprintf(w, "  %s: %s\n", od.Object, od.State)
+				extra := ""
+				if len(od.ChangedBy) > 0 {
+					extra = " (changed by " + strings.Join(od.ChangedBy, ", ") + ")"
+				}
+				if od.Approximate {
+					extra += " (predicted: the server cannot dry-run the merge with those changes)"
+				}
+				fmt.Fprintf(w, "  %s: %s%s\n", od.Object, od.State, extra)
 			}
 			if od.Diff != "" {
 				for _, line := range strings.Split(strings.TrimRight(od.Diff, "\n"), "\n") {
@@ -167,43 +132,8 @@ func printDiffText(w io.Writer, pairs []diffPair) {
 				}
 			}
 		}
-		if p.Error != "" && r != nil {
-			fmt.Fprintf(w, "  error: %s\n", oneLine(p.Error))
+		if p.Err != nil {
+			fmt.Fprintf(w, "  error: %s\n", oneLine(errText(p.Err, verbose)))
 		}
 	}
-}
-
-// diffRemovedApps reports the objects of apps this fleet applied to the cluster
-// that are no longer desired there (all extra).
-func diffRemovedApps(ctx context.Context, repo *fleet.Repo, m *apply.Manager, cr render.ClusterResult) []diffPair {
-	desired := map[string]bool{}
-	for _, ar := range cr.Apps {
-		desired[ar.App] = true
-	}
-	fleetName := ""
-	if repo.Fleet != nil {
-		fleetName = repo.Fleet.Metadata.Name
-	}
-	apps, err := m.Inventories(ctx)
-	if err != nil {
-		return []diffPair{{Cluster: cr.Cluster, Error: err.Error()}}
-	}
-	var out []diffPair
-	for _, app := range apps {
-		if desired[app] {
-			continue
-		}
-		inv, err := m.Inventory(ctx, app)
-		if err != nil || inv == nil || inv.Fleet != fleetName {
-			continue // another fleet's app
-		}
-		p := diffPair{Cluster: cr.Cluster, App: app}
-		rep, err := drift.Detect(ctx, m, apply.Request{App: app})
-		p.Report = rep
-		if err != nil {
-			p.Error = err.Error()
-		}
-		out = append(out, p)
-	}
-	return out
 }

@@ -202,3 +202,13 @@ func namespacePrefix(testName string) string {
 	}
 	return strings.TrimRight(s, "-") + "-"
 }
+
+// Kubectl returns the path of the fleet's kubectl (built with the fleet).
+func (f *Fleet) Kubectl(t testing.TB) string {
+	t.Helper()
+	lf, err := fleet.Load(f.Dir)
+	if err != nil {
+		t.Fatalf("testfleet: %v", err)
+	}
+	return filepath.Join(lf.BinDir, fleet.BinKubectl)
+}

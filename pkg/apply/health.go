@@ -2,10 +2,8 @@ package apply
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -65,14 +63,18 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 }
 
 // WaitHealthy polls the objects' health until every one is Current, or until the
-// timeout (then the error names every object that is not, with kstatus's message).
-// A Failed object ends the wait early.
+// timeout (then a *HealthError names every object that is not, with kstatus's
+// message). A Failed object ends the wait early. When ctx ends first, the error
+// is the context's (ErrCanceled, or a deadline: never a health verdict).
 func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructured.Unstructured, timeout time.Duration) ([]ObjectStatus, error) {
 	deadline := time.Now().Add(timeout)
 	var last []ObjectStatus
 	var lastErr error
 	for {
 		sts, err := m.Health(ctx, app, objs)
+		if ctx.Err() != nil {
+			return last, fmt.Errorf("%s/%s: health wait interrupted: %w", m.cluster.Name, app, context.Cause(ctx))
+		}
 		if err == nil {
 			last, lastErr = sts, nil
 			if Healthy(sts) {
@@ -80,17 +82,14 @@ func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructu
 			}
 			for _, s := range sts {
 				if s.Status == string(status.FailedStatus) {
-					return sts, m.unhealthy(app, sts, timeout, true)
+					return sts, &HealthError{Cluster: m.cluster.Name, App: app, Failed: true, Objects: sts}
 				}
 			}
 		} else {
 			lastErr = err
 		}
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			if last == nil {
-				return nil, fmt.Errorf("%s/%s: not healthy after %s: %w", m.cluster.Name, app, timeout, lastErr)
-			}
-			return last, m.unhealthy(app, last, timeout, false)
+		if !time.Now().Before(deadline) {
+			return last, &HealthError{Cluster: m.cluster.Name, App: app, Timeout: timeout.String(), Objects: last, Err: lastErr}
 		}
 		wait := min(m.opts.PollInterval, time.Until(deadline))
 		select {
@@ -98,18 +97,4 @@ func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructu
 		case <-time.After(wait):
 		}
 	}
-}
-
-func (m *Manager) unhealthy(app string, sts []ObjectStatus, timeout time.Duration, failed bool) error {
-	var parts []string
-	for _, s := range sts {
-		if s.Status != string(status.CurrentStatus) {
-			parts = append(parts, fmt.Sprintf("%s: %s: %s", s.Object, s.Status, s.Message))
-		}
-	}
-	what := fmt.Sprintf("not healthy after %s", timeout)
-	if failed {
-		what = "failed"
-	}
-	return fmt.Errorf("%s/%s: %s: %w", m.cluster.Name, app, what, errors.New(strings.Join(parts, "; ")))
 }

@@ -271,21 +271,35 @@ func (m *Manager) Inventories(ctx context.Context) ([]string, error) {
 	return apps, nil
 }
 
+// UninstallRequest is the request that removes an app no longer desired on a
+// cluster: no objects, its inventory's fleet and revision, prune as the
+// inventory says. Uninstall applies it; drift compares with it, so that both
+// agree on what removal deletes.
+func UninstallRequest(inv *Inventory) Request {
+	return Request{App: inv.App, Fleet: inv.Fleet, Revision: inv.Revision, Prune: inv.Prune, AllowMassPrune: true}
+}
+
 // Uninstall handles an app that is no longer desired on the cluster at all (it
 // left the repo, or no longer targets the cluster). When its inventory says
-// prune, every object is pruned, under the same rules as Apply: removing a whole
-// app always trips the mass-prune guard, so nothing is deleted unless
-// allowMassPrune. Without prune, the objects are left on the cluster. Either way
-// the inventory is deleted once nothing in it is managed any more. Never call it
-// when loading, fetching or validating the repo failed.
-func (m *Manager) Uninstall(ctx context.Context, app string, allowMassPrune, dryRun bool) (*ChangeSet, error) {
+// prune, every object is pruned (the other prune rules hold: objects that
+// opted out, moved to another app or still hold another app's objects stay).
+// Without prune, the objects are left on the cluster. Either way the inventory
+// is deleted once nothing in it is managed any more.
+//
+// Removing a whole app is deliberate, so the per-app mass-prune guard does not
+// apply; the caller guards against accidents (pkg/reconcile refuses to remove
+// more than half of a cluster's apps at once). Never call it when loading,
+// fetching, rendering or validating the repo failed.
+func (m *Manager) Uninstall(ctx context.Context, app string, dryRun bool) (*ChangeSet, error) {
 	inv, err := m.Inventory(ctx, app)
 	if err != nil || inv == nil {
 		return &ChangeSet{Cluster: m.cluster.Name, App: app}, err
 	}
 	cs := &ChangeSet{Cluster: m.cluster.Name, App: app, Revision: inv.Revision}
 	if inv.Prune {
-		cs, err = m.Apply(ctx, Request{App: app, Fleet: inv.Fleet, Revision: inv.Revision, Prune: true, AllowMassPrune: allowMassPrune, DryRun: dryRun})
+		req := UninstallRequest(inv)
+		req.DryRun = dryRun
+		cs, err = m.Apply(ctx, req)
 		if err != nil {
 			return cs, err
 		}

@@ -33,8 +33,16 @@ type Options struct {
 	InventoryNamespace string
 	// HistoryLimit is how many healthy revisions an inventory remembers (default 10).
 	HistoryLimit int
-	// Concurrency is how many objects of one stage are applied at once (default 8).
+	// Concurrency is how many objects of one stage are applied at once (default
+	// 16; the client's QPS and burst still bound the request rate).
 	Concurrency int
+	// AppConcurrency is how many apps of one cluster ApplyApps applies at once
+	// (default 4).
+	AppConcurrency int
+	// TakeOver lists the field managers whose fields fleetsync takes over before
+	// applying (see takeover.go); default DefaultTakeOver. An empty, non-nil
+	// list takes over nothing.
+	TakeOver []string
 	// PollInterval is how often health and deletions are polled (default 1s).
 	PollInterval time.Duration
 	// CRDTimeout bounds the wait for CRDs to be Established (default 1m).
@@ -51,7 +59,9 @@ func DefaultOptions() Options {
 		ForceConflicts:     true,
 		InventoryNamespace: InventoryNamespace,
 		HistoryLimit:       10,
-		Concurrency:        8,
+		Concurrency:        16,
+		AppConcurrency:     4,
+		TakeOver:           DefaultTakeOver,
 		PollInterval:       time.Second,
 		CRDTimeout:         time.Minute,
 		DeleteTimeout:      time.Minute,
@@ -71,6 +81,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = d.Concurrency
+	}
+	if o.AppConcurrency <= 0 {
+		o.AppConcurrency = d.AppConcurrency
+	}
+	if o.TakeOver == nil {
+		o.TakeOver = d.TakeOver
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = d.PollInterval

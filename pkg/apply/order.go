@@ -2,8 +2,10 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -73,12 +75,14 @@ func OrderApps(reqs []AppRequest) ([]AppRequest, error) {
 	return out, nil
 }
 
-// ApplyApps applies a cluster's apps one at a time in dependsOn order, each with
-// Wait (unless DryRun). An app is applied only when every dependency is healthy:
-// dependencies in reqs by their outcome here, others by prior (app -> healthy,
-// e.g. from an earlier rollout wave) or else by the health of the objects in their
-// inventory on this cluster. Apps that do not depend on each other still run one
-// after the other: simple, and the order is the same on every run.
+// ApplyApps applies a cluster's apps in dependsOn order, each with Wait (unless
+// DryRun): an app starts as soon as its dependencies are healthy, and apps that
+// do not depend on each other run concurrently (at most AppConcurrency at once).
+// Dependencies in reqs count by their outcome here, others by prior (app ->
+// healthy, e.g. from an earlier rollout wave) or else by the health of the
+// objects in their inventory on this cluster. An app whose dependency is not
+// healthy is not applied; its error keeps the dependency's reason. Outcomes are
+// in dependsOn order.
 func (m *Manager) ApplyApps(ctx context.Context, reqs []AppRequest, prior map[string]bool) []AppOutcome {
 	ordered, err := OrderApps(reqs)
 	if err != nil {
@@ -88,53 +92,122 @@ func (m *Manager) ApplyApps(ctx context.Context, reqs []AppRequest, prior map[st
 		}
 		return out
 	}
-	healthy := map[string]bool{}
-	for k, v := range prior {
-		healthy[k] = v
+	type slot struct {
+		done chan struct{}
+		out  AppOutcome
 	}
+	slots := map[string]*slot{}
+	for _, r := range ordered {
+		slots[r.App] = &slot{done: make(chan struct{})}
+	}
+	deps := &depHealth{m: m, prior: prior, known: map[string]error{}}
+	sem := make(chan struct{}, m.opts.AppConcurrency)
+	var wg sync.WaitGroup
+	for _, r := range ordered {
+		s := slots[r.App]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(s.done)
+			var errs []error
+			for _, d := range r.DependsOn {
+				if ds, ok := slots[d]; ok {
+					<-ds.done
+					if !ds.out.Healthy && !(r.DryRun && ds.out.Err == nil) {
+						errs = append(errs, dependencyError(m.cluster.Name, r.App, d, ds.out.Err))
+					}
+					continue
+				}
+				if err := deps.check(ctx, d, r.Timeout); err != nil {
+					errs = append(errs, dependencyError(m.cluster.Name, r.App, d, err))
+				}
+			}
+			if len(errs) > 0 {
+				s.out = AppOutcome{App: r.App, Err: errors.Join(errs...)}
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				s.out = AppOutcome{App: r.App, Err: fmt.Errorf("%s/%s: not applied: %w", m.cluster.Name, r.App, context.Cause(ctx))}
+				return
+			}
+			defer func() { <-sem }()
+			req := r.Request
+			req.Wait = !req.DryRun
+			cs, err := m.Apply(ctx, req)
+			ok := err == nil && (cs.Healthy || req.DryRun)
+			s.out = AppOutcome{App: r.App, ChangeSet: cs, Healthy: ok && !req.DryRun, Err: err}
+		}()
+	}
+	wg.Wait()
 	out := make([]AppOutcome, 0, len(ordered))
 	for _, r := range ordered {
-		if err := m.dependenciesHealthy(ctx, r, healthy); err != nil {
-			healthy[r.App] = false
-			out = append(out, AppOutcome{App: r.App, Err: err})
-			continue
-		}
-		req := r.Request
-		req.Wait = !req.DryRun
-		cs, err := m.Apply(ctx, req)
-		ok := err == nil && (cs.Healthy || req.DryRun)
-		healthy[r.App] = ok
-		out = append(out, AppOutcome{App: r.App, ChangeSet: cs, Healthy: ok && !req.DryRun, Err: err})
+		out = append(out, slots[r.App].out)
 	}
 	return out
 }
 
-func (m *Manager) dependenciesHealthy(ctx context.Context, r AppRequest, healthy map[string]bool) error {
-	for _, d := range r.DependsOn {
-		ok, known := healthy[d]
-		if !known {
-			var err error
-			ok, err = m.inventoryHealthy(ctx, d, r.Timeout)
-			if err != nil {
-				return fmt.Errorf("%s/%s: dependency %s: %w", m.cluster.Name, r.App, d, err)
-			}
-			healthy[d] = ok
-		}
-		if !ok {
-			return fmt.Errorf("%s/%s: not applied: dependency %s is not healthy on this cluster", m.cluster.Name, r.App, d)
-		}
+// DependencyError says an app was not applied because a dependency on the same
+// cluster is not healthy; Err is the dependency's own reason (nil: unknown).
+type DependencyError struct {
+	Cluster, App, Dependency string
+	Err                      error
+}
+
+func (e *DependencyError) Error() string {
+	msg := fmt.Sprintf("%s/%s: not applied: dependency %s is not healthy on this cluster", e.Cluster, e.App, e.Dependency)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
 	}
-	return nil
+	return msg
+}
+
+// Unwrap gives the dependency's reason, so that its kind (a cancelled context,
+// a transient error) is the dependent's kind too.
+func (e *DependencyError) Unwrap() error { return e.Err }
+
+func dependencyError(clusterName, app, dep string, err error) error {
+	if err == nil {
+		err = ErrUnhealthy
+	}
+	return &DependencyError{Cluster: clusterName, App: app, Dependency: dep, Err: err}
+}
+
+// depHealth answers, once per dependency, whether an app that is not part of
+// this ApplyApps is healthy on the cluster.
+type depHealth struct {
+	m     *Manager
+	prior map[string]bool
+	mu    sync.Mutex
+	known map[string]error
+}
+
+func (d *depHealth) check(ctx context.Context, app string, timeout time.Duration) error {
+	if ok, found := d.prior[app]; found {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("%s is not healthy (earlier in this run)", app)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err, found := d.known[app]; found {
+		return err
+	}
+	err := d.m.inventoryHealthy(ctx, app, timeout)
+	d.known[app] = err
+	return err
 }
 
 // inventoryHealthy waits for the objects of an app's inventory to be healthy.
-func (m *Manager) inventoryHealthy(ctx context.Context, app string, timeout time.Duration) (bool, error) {
+func (m *Manager) inventoryHealthy(ctx context.Context, app string, timeout time.Duration) error {
 	inv, err := m.Inventory(ctx, app)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if inv == nil {
-		return false, fmt.Errorf("not deployed on this cluster (no inventory)")
+		return fmt.Errorf("%s is not deployed on this cluster (no inventory)", app)
 	}
 	objs := make([]*unstructured.Unstructured, 0, len(inv.Objects))
 	for _, ref := range inv.Objects {
@@ -148,5 +221,5 @@ func (m *Manager) inventoryHealthy(ctx context.Context, app string, timeout time
 		timeout = DefaultTimeout
 	}
 	_, err = m.WaitHealthy(ctx, app, objs, timeout)
-	return err == nil, nil
+	return err
 }

@@ -23,6 +23,12 @@ type Preview struct {
 	Merged *unstructured.Unstructured
 	// InSync is true when an apply would not change the live object.
 	InSync bool
+	// TakenOver names the imperative field managers (kubectl edit, patch, ...)
+	// whose fields an apply takes over (and removes where not desired).
+	TakenOver []string
+	// Approximate is true when Merged was predicted without the server (the
+	// dry-run of the merge with the imperative fields was invalid).
+	Approximate bool
 	// Err names cluster, app and object.
 	Err error
 }
@@ -96,14 +102,32 @@ func (m *Manager) previewOne(ctx context.Context, app string, t *target, p *Prev
 		p.InSync = true
 		return
 	}
-	if ownedMatches(t.live, t.obj, m.opts.FieldManager) {
+	mgrs := takeoverManagers(t.live, m.opts.TakeOver)
+	if len(mgrs) == 0 && ownedMatches(t.live, t.obj, m.opts.FieldManager) {
 		p.InSync = true
 		return
 	}
 	dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
+	if err != nil && len(mgrs) > 0 && len(immutableFields(err)) == 0 {
+		// Merged with the imperative fields the object is invalid; an apply
+		// takes them over first. Predict the result without the server.
+		exp, lerr := expectedLocally(t.live, t.obj, m.opts.TakeOver)
+		if lerr == nil {
+			p.Merged, p.TakenOver, p.Approximate = exp, mgrs, true
+			p.InSync = false
+			return
+		}
+	}
 	if err != nil {
 		p.Err = m.objErr(app, t.ref, "dry-run apply", redact(err, t.obj))
 		return
+	}
+	if len(mgrs) > 0 {
+		if dry, err = afterTakeover(dry, m.opts.TakeOver); err != nil {
+			p.Err = m.objErr(app, t.ref, "dry-run apply", err)
+			return
+		}
+		p.TakenOver = mgrs
 	}
 	p.Merged = dry
 	p.InSync = Equal(dry, t.live)

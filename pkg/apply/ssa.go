@@ -56,6 +56,10 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.write(ctx, t)
 		return
 	}
+	if mgrs := takeoverManagers(t.live, m.opts.TakeOver); len(mgrs) > 0 {
+		r.takeOverAndApply(ctx, t, mgrs)
+		return
+	}
 	if ownedMatches(t.live, t.obj, m.opts.FieldManager) {
 		r.record(Change{Object: t.ref, Action: Unchanged})
 		return
@@ -110,13 +114,86 @@ func (r *run) write(ctx context.Context, t *target) {
 		r.fail(t, op, err)
 		return
 	}
+	reason := ""
+	if mgrs := takeoverManagers(out, r.m.opts.TakeOver); len(mgrs) > 0 && !r.req.DryRun {
+		// Adopted from a person's kubectl: their fields become ours, and the
+		// apply again removes what the desired object does not have.
+		if err := r.m.takeOverFields(ctx, t, out); err != nil {
+			r.fail(t, "take over fields", err)
+			return
+		}
+		if out, err = ri.Apply(ctx, t.obj.GetName(), t.obj, r.m.applyOpts(false)); err != nil {
+			r.fail(t, "apply", err)
+			return
+		}
+		reason = takeoverReason(mgrs)
+	}
 	// A created object has one manager: us. An existing object that lacked the
 	// app label (adopted) has others.
 	action := Created
 	if mf := out.GetManagedFields(); len(mf) > 1 || (len(mf) == 1 && mf[0].Manager != r.m.opts.FieldManager) {
 		action = Configured
 	}
-	r.record(Change{Object: t.ref, Action: action})
+	r.record(Change{Object: t.ref, Action: action, Reason: reason})
+}
+
+// takeOverAndApply applies an object that people changed with kubectl: their
+// fields are taken over first, so the apply restores the desired object (see
+// takeover.go). A dry run predicts the result from a server-side dry-run.
+func (r *run) takeOverAndApply(ctx context.Context, t *target, mgrs []string) {
+	m := r.m
+	ri := m.resource(t.mapping, t.obj.GetNamespace())
+	reason := takeoverReason(mgrs)
+	if r.req.DryRun {
+		dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
+		if err != nil {
+			if fields := immutableFields(err); len(fields) > 0 {
+				r.immutable(ctx, t, fields, err)
+				return
+			}
+			// Merged with their fields the object is invalid; after the take
+			// over it is not: what changes is not validated here.
+			r.record(Change{Object: t.ref, Action: Configured, Reason: reason + " (not validated by the server: " + Brief(err) + ")"})
+			return
+		}
+		exp, err := afterTakeover(dry, m.opts.TakeOver)
+		if err != nil {
+			r.fail(t, "dry-run apply", err)
+			return
+		}
+		if Equal(exp, t.live) {
+			r.record(Change{Object: t.ref, Action: Unchanged})
+			return
+		}
+		r.record(Change{Object: t.ref, Action: Configured, Reason: reason})
+		return
+	}
+	live := t.live
+	err := m.takeOverFields(ctx, t, live)
+	if err != nil {
+		// The object changed meanwhile (the resourceVersion guard): once more.
+		if live, err = ri.Get(ctx, t.obj.GetName(), metav1.GetOptions{}); err == nil {
+			err = m.takeOverFields(ctx, t, live)
+		}
+	}
+	if err != nil {
+		r.fail(t, "take over fields", err)
+		return
+	}
+	out, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(false))
+	if err != nil {
+		if fields := immutableFields(err); len(fields) > 0 {
+			r.immutable(ctx, t, fields, err)
+			return
+		}
+		r.fail(t, "apply", err)
+		return
+	}
+	if Equal(out, t.live) {
+		r.record(Change{Object: t.ref, Action: Unchanged, Reason: reason})
+		return
+	}
+	r.record(Change{Object: t.ref, Action: Configured, Reason: reason})
 }
 
 // immutable handles an apply that would change immutable fields: an error, or

@@ -39,6 +39,10 @@ const (
 	SecretKey    = "kubeconfig"
 )
 
+// ErrNoCredentials says no credentials were found for a cluster (a person has
+// to provide them); the error names every place that was tried.
+var ErrNoCredentials = errors.New("no credentials found")
+
 // DefaultNamespace is the daemon's namespace when none is given.
 const DefaultNamespace = "fleetsync-system"
 
@@ -224,7 +228,7 @@ func findConfig(ctx context.Context, name string, opts ConnectOptions) (*rest.Co
 	cfg, err := fromSecret(ctx, name, raw, opts)
 	if err != nil {
 		tried = append(tried, err.Error())
-		return nil, "", fmt.Errorf("no credentials found: %s", joinTried(tried))
+		return nil, "", fmt.Errorf("%w: %s", ErrNoCredentials, joinTried(tried))
 	}
 	return cfg, SourceSecret, nil
 }

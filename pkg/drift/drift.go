@@ -40,6 +40,15 @@ type ObjectDrift struct {
 	// Diff is a unified YAML diff from the live object to what an apply would
 	// make of it (drifted objects only); Secret values are masked.
 	Diff  string `json:"diff,omitempty"`
+	// ChangedBy names the imperative field managers (kubectl edit, patch,
+	// scale, ...) whose changes an apply takes over and undoes.
+	ChangedBy []string `json:"changedBy,omitempty"`
+	// Approximate is set when the diff was predicted without the server (the
+	// merge with a person's changes is invalid, so the server cannot dry-run it).
+	Approximate bool `json:"approximate,omitempty"`
+	// Prune is set for an extra object the next apply deletes (the request
+	// prunes, its desired set is complete, and the mass-prune guard allows it).
+	Prune bool   `json:"prune,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -90,7 +99,7 @@ func Detect(ctx context.Context, m *apply.Manager, req apply.Request) (*Report, 
 	desired := map[string]bool{}
 	for _, p := range m.Preview(ctx, req) {
 		desired[refKey(p.Object)] = true
-		od := ObjectDrift{Object: p.Object}
+		od := ObjectDrift{Object: p.Object, ChangedBy: p.TakenOver, Approximate: p.Approximate}
 		switch {
 		case p.Err != nil:
 			od.State, od.Error = Unknown, p.Err.Error()
@@ -116,6 +125,14 @@ func Detect(ctx context.Context, m *apply.Manager, req apply.Request) (*Report, 
 		errs = append(errs, err)
 	}
 	if inv != nil {
+		stale := 0
+		for _, ref := range inv.Objects {
+			if !desired[refKey(ref)] {
+				stale++
+			}
+		}
+		// The same rule as the prune of apply.Manager.Apply.
+		prune := req.Prune && !req.Incomplete && (req.AllowMassPrune || 2*stale <= len(inv.Objects))
 		for _, ref := range inv.Objects {
 			if desired[refKey(ref)] {
 				continue
@@ -128,7 +145,7 @@ func Detect(ctx context.Context, m *apply.Manager, req apply.Request) (*Report, 
 				continue
 			}
 			if ok {
-				rep.Objects = append(rep.Objects, ObjectDrift{Object: ref, State: Extra})
+				rep.Objects = append(rep.Objects, ObjectDrift{Object: ref, State: Extra, Prune: prune})
 			}
 		}
 	}

@@ -75,7 +75,12 @@ func New(opts Options) *Renderer {
 }
 
 // Selection limits a render to some clusters and apps; empty means all.
-type Selection struct{ Clusters, Apps []string }
+type Selection struct {
+	Clusters, Apps []string
+	// KubeVersions are this call's live cluster versions (e.g. just
+	// discovered); they win over Options.KubeVersions and the repo's.
+	KubeVersions map[string]string
+}
 
 // Result is the rendered fleet.
 type Result struct {
@@ -135,7 +140,7 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		}
 		snap = &snapshot{}
 	}
-	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}}
+	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}, kubeVersions: sel.KubeVersions}
 	res.Clusters = mergeBad(run.renderAll(ctx, jobs), bad)
 	res.Stats = run.stats(len(jobs))
 	return res

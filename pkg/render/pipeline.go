@@ -23,6 +23,8 @@ type renderRun struct {
 	match    *matcher
 	snap     *snapshot
 	charts   chartFetches
+	// kubeVersions are the Selection's live versions.
+	kubeVersions map[string]string
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -307,6 +309,9 @@ func (run *renderRun) kube(c *v1alpha1.Cluster) kubeInfo {
 		k.Version = c.Spec.KubernetesVersion
 	}
 	if v := run.r.opts.KubeVersions[name]; v != "" {
+		k.Version = v
+	}
+	if v := run.kubeVersions[name]; v != "" {
 		k.Version = v
 	}
 	k.APIVersions = sortedCopy(run.r.opts.APIVersions[name])

@@ -1,0 +1,93 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/apply"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/render"
+)
+
+// RequestOptions are a run's settings that every pair's request shares.
+type RequestOptions struct {
+	// DryRun asks the servers what would change; nothing is written or waited for.
+	DryRun bool
+	// AllowMassPrune allows an app to lose more than half of its objects, and
+	// more than half of a cluster's apps to be removed at once.
+	AllowMassPrune bool
+	// Timeout is the health timeout of apps whose rollout (or the fleet) sets
+	// none (default apply.DefaultTimeout).
+	Timeout time.Duration
+	// TimeoutOverrides makes Timeout every app's health timeout, whatever the
+	// repo says (an explicit --timeout).
+	TimeoutOverrides bool
+	// Progress receives every object's change as soon as it is known, one call
+	// at a time.
+	Progress func(apply.Change)
+}
+
+// Request builds the apply request of one (cluster, app) pair. It is the only
+// place a pair's request is made: apply, apply --dry-run, diff, drift
+// correction and the daemon all use it, so they agree on the fleet name, the
+// revision, the namespace, prune, the health timeout and whether the desired
+// set is complete. incomplete is true when any pair of the cluster failed to
+// render (then nothing is pruned there).
+func Request(repo *fleet.Repo, ar *render.AppResult, incomplete bool, o RequestOptions) apply.AppRequest {
+	req := apply.AppRequest{Request: apply.Request{
+		App:            ar.App,
+		Fleet:          FleetName(repo),
+		Revision:       revisionOf(repo),
+		Objects:        ar.Objects,
+		DryRun:         o.DryRun,
+		AllowMassPrune: o.AllowMassPrune,
+		Incomplete:     incomplete || ar.Err != nil,
+		Wait:           !o.DryRun,
+		Timeout:        o.Timeout,
+		Progress:       o.Progress,
+	}}
+	if req.Timeout <= 0 {
+		req.Timeout = apply.DefaultTimeout
+	}
+	if app := repo.App(ar.App); app != nil {
+		req.Namespace = app.Spec.Namespace
+		req.Prune = app.Spec.Prune
+		req.DependsOn = app.Spec.DependsOn
+		if t := healthTimeout(repo, app); t > 0 && !o.TimeoutOverrides {
+			req.Timeout = t
+		}
+	}
+	return req
+}
+
+// FleetName is the fleet's name from fleet.yaml ("" without one). An
+// inventory belongs to this fleet when its fleet name is the same, the empty
+// name included (see docs/apply.md "Which apps are ours").
+func FleetName(repo *fleet.Repo) string {
+	if repo.Fleet == nil {
+		return ""
+	}
+	return repo.Fleet.Metadata.Name
+}
+
+// owns reports whether an inventory was written by this fleet.
+func owns(repo *fleet.Repo, inv *apply.Inventory) bool {
+	return inv != nil && inv.Fleet == FleetName(repo)
+}
+
+func revisionOf(repo *fleet.Repo) string {
+	if repo.Revision == "" {
+		return render.LocalRevision
+	}
+	return repo.Revision
+}
+
+func healthTimeout(repo *fleet.Repo, app *v1alpha1.App) time.Duration {
+	if app.Spec.Rollout != nil && app.Spec.Rollout.HealthTimeout != nil {
+		return app.Spec.Rollout.HealthTimeout.Duration
+	}
+	if repo.Fleet != nil && repo.Fleet.Spec.HealthTimeout != nil {
+		return repo.Fleet.Spec.HealthTimeout.Duration
+	}
+	return 0
+}
