@@ -39,7 +39,7 @@ type ObjectDrift struct {
 	State  State           `json:"state"`
 	// Diff is a unified YAML diff from the live object to what an apply would
 	// make of it (drifted objects only); Secret values are masked.
-	Diff  string `json:"diff,omitempty"`
+	Diff string `json:"diff,omitempty"`
 	// ChangedBy names the imperative field managers (kubectl edit, patch,
 	// scale, ...) whose changes an apply takes over and undoes.
 	ChangedBy []string `json:"changedBy,omitempty"`

@@ -15,10 +15,10 @@ type PairOutcome struct {
 	App     string `json:"app"`
 	// Wave is the pair's rollout wave (0 when the app has no waves); Phase is the
 	// step it ran in (waves and dependsOn combined).
-	Wave      int               `json:"wave"`
-	Phase     int               `json:"phase"`
-	ChangeSet *apply.ChangeSet  `json:"changeSet,omitempty"`
-	Healthy   bool              `json:"healthy"`
+	Wave      int              `json:"wave"`
+	Phase     int              `json:"phase"`
+	ChangeSet *apply.ChangeSet `json:"changeSet,omitempty"`
+	Healthy   bool             `json:"healthy"`
 	// Removed is set for an app that has an inventory on the cluster but is no
 	// longer desired there (see apply.Manager.Uninstall).
 	Removed bool   `json:"removed,omitempty"`
