@@ -113,7 +113,7 @@ func (m *Manager) ApplyApps(ctx context.Context, reqs []AppRequest, prior map[st
 			for _, d := range r.DependsOn {
 				if ds, ok := slots[d]; ok {
 					<-ds.done
-					if !ds.out.Healthy && !(r.DryRun && ds.out.Err == nil) {
+					if dryRunOK := r.DryRun && ds.out.Err == nil; !ds.out.Healthy && !dryRunOK {
 						errs = append(errs, dependencyError(m.cluster.Name, r.App, d, ds.out.Err))
 					}
 					continue

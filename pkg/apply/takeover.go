@@ -111,7 +111,7 @@ func (m *Manager) takeOverFields(ctx context.Context, t *target, live *unstructu
 	if err != nil {
 		return err
 	}
-	kept[own].FieldsV1 = &metav1.FieldsV1{Raw: raw}
+	kept[own].FieldsV1 = metav1.NewFieldsV1(string(raw))
 	patch, err := json.Marshal([]map[string]any{
 		{"op": "test", "path": "/metadata/resourceVersion", "value": live.GetResourceVersion()},
 		{"op": "replace", "path": "/metadata/managedFields", "value": kept},
