@@ -92,4 +92,24 @@ func TestEndToEndExampleFleet(t *testing.T) {
 	if _, err := cs.CoreV1().Services("mes").Get(ctx, "mes", metav1.GetOptions{}); err != nil {
 		t.Fatalf("Service mes/mes on north must stay (north was not applied): %v", err)
 	}
+
+	// One app of four deleted from the repo (it had prune: true): diff shows
+	// its objects as extra, apply uninstalls it, diff is clean again.
+	if err := os.RemoveAll(filepath.Join(repo, "apps", "inventory-service")); err != nil {
+		t.Fatal(err)
+	}
+	eastArgs := append(base, "--cluster", "east")
+	if out, msg, code = runApplyOrDiff(t, "diff", eastArgs...); code != 1 || !strings.Contains(out, "east/inventory-service: removed from the repo") || !strings.Contains(out, "pruned by the next apply") {
+		t.Fatalf("diff after removing an app: exit %d (%s)\n%s", code, msg, out)
+	}
+	if out, msg, code = runApplyOrDiff(t, "apply", eastArgs...); code != 0 || !strings.Contains(out, "Removed") {
+		t.Fatalf("apply after removing an app: exit %d (%s)\n%s", code, msg, out)
+	}
+	deps, err := east.AppsV1().Deployments("inventory").List(ctx, metav1.ListOptions{})
+	if err != nil || len(deps.Items) != 0 {
+		t.Fatalf("the removed app's Deployments are still on east: %d, %v", len(deps.Items), err)
+	}
+	if out, msg, code = runApplyOrDiff(t, "diff", eastArgs...); code != 0 {
+		t.Fatalf("diff after the app was uninstalled: exit %d (%s)\n%s", code, msg, out)
+	}
 }
