@@ -24,15 +24,20 @@
 // AllowMassPrune, keeps objects annotated fleetsync.dev/prune: disabled, and keeps
 // failed deletes in the inventory.
 //
+// Before applying an object that a person changed with kubectl (edit, patch,
+// scale, label, annotate, client-side apply: Options.TakeOver), the Manager takes
+// over those fields into its own apply entry, so that the apply restores the
+// desired object instead of merging with the change (takeover.go).
+//
 // One object the API server rejects does not stop the others: every result is an
-// entry of the ChangeSet, and every error names cluster, app and object. Health is
-// kstatus (sigs.k8s.io/cli-utils); ApplyApps applies a cluster's apps in dependsOn
-// order, one app at a time, each after its dependencies are healthy.
+// entry of the ChangeSet, and every error names cluster, app and object; KindOf
+// classifies errors for schedulers (transient, needs a person, unhealthy,
+// canceled) and Brief shortens them to one line. Health is kstatus
+// (sigs.k8s.io/cli-utils); ApplyApps applies one cluster's apps in dependsOn order,
+// independent apps concurrently, each after its dependencies are healthy.
+// Uninstall removes an app that left the cluster.
 //
-// Fleet is the one-shot reconcile of a rendered fleet (the `fleetsync apply`
-// verb): clusters in parallel, apps in dependsOn order, rollout waves one after the
-// other, pairs whose render failed left alone, and apps that left a cluster
-// uninstalled (Manager.Uninstall, under the mass-prune guard).
-//
-// The package does not log, render, or run the daemon's continuous rollouts.
+// The package knows one cluster only: it does not load or render the fleet repo,
+// decide what to remove from a fleet's point of view, run rollouts across clusters
+// (pkg/reconcile does), or log.
 package apply
