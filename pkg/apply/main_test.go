@@ -2,7 +2,6 @@ package apply_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 	"github.com/fleetsync/fleetsync/pkg/apply"
@@ -101,26 +99,10 @@ func newEnvQPS(t testing.TB, qps float32, burst int) *env {
 
 // objs decodes a YAML stream after formatting it with the namespace as %[1]s.
 func objs(t testing.TB, ns, stream string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(fmt.Sprintf(stream, ns), "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("decode %q: %v", doc, err)
-		}
-		out = append(out, u)
-	}
-	return out
+	return testfleet.Objects(t, ns, stream)
 }
 
-func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t testing.TB) context.Context { return testfleet.Context(t) }
 
 func mustApply(t testing.TB, e *env, req apply.Request) *apply.ChangeSet {
 	t.Helper()

@@ -4,17 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
@@ -49,23 +46,10 @@ func newEnv(t *testing.T) *env {
 	return &env{ns: ns, m: apply.NewManager(c, opts), dyn: dyn}
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testfleet.Context(t) }
 
 func objs(t *testing.T, ns, stream string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(fmt.Sprintf(stream, ns), "\n---\n") {
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, u)
-	}
-	return out
+	return testfleet.Objects(t, ns, stream)
 }
 
 // intrude applies a patch as another field manager, forcing conflicts.

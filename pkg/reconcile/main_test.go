@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
@@ -82,27 +81,11 @@ func createNamespace(t *testing.T, cfg *rest.Config, ns string) {
 	t.Cleanup(func() { _ = dyn.Resource(nsGVR).Delete(context.Background(), ns, metav1.DeleteOptions{}) })
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testfleet.Context(t) }
 
 // objs decodes a YAML stream after formatting it with the namespace as %[1]s.
 func objs(t *testing.T, ns, stream string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(fmt.Sprintf(stream, ns), "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("decode %q: %v", doc, err)
-		}
-		out = append(out, u)
-	}
-	return out
+	return testfleet.Objects(t, ns, stream)
 }
 
 func configMaps(t *testing.T, ns string, names ...string) []*unstructured.Unstructured {
