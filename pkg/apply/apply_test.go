@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -274,5 +275,43 @@ func TestHealthyHistoryIsBounded(t *testing.T) {
 	inv, err = small.Inventory(ctxT(t), "h")
 	if err != nil || len(inv.History) != 2 || inv.History[0].Revision != "r4" || inv.History[1].Revision != "r2" {
 		t.Fatalf("history with limit 2: %+v %v", inv.History, err)
+	}
+}
+
+// The inventory keeps when the current digest was first applied (a rollout's
+// deadline starts there) and the held revisions, across applies.
+func TestInventoryAppliedAtAndHolds(t *testing.T) {
+	e := newEnv(t)
+	v1 := objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: %[1]s}\ndata: {v: \"1\"}\n")
+	v2 := objs(t, e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: %[1]s}\ndata: {v: \"2\"}\n")
+	mustApply(t, e, apply.Request{App: "a", Revision: "r1", Objects: v1})
+	inv1, err := e.m.Inventory(ctxT(t), "a")
+	if err != nil || inv1.AppliedAt.IsZero() {
+		t.Fatalf("inventory after the first apply: %+v %v", inv1, err)
+	}
+	hold := apply.Hold{Revision: "r0", Digest: "sha256:bad", Reason: "wave 1 failed", Time: time.Now().UTC().Truncate(time.Second)}
+	if err := e.m.RecordHold(ctxT(t), "a", hold); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RecordHold(ctxT(t), "a", hold); err != nil { // once per digest
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	mustApply(t, e, apply.Request{App: "a", Revision: "r1b", Objects: v1}) // same output, another commit
+	inv, err := e.m.Inventory(ctxT(t), "a")
+	if err != nil || !inv.AppliedAt.Equal(inv1.AppliedAt) || len(inv.Holds) != 1 || inv.Holds[0] != hold {
+		t.Fatalf("same digest re-applied: %+v %v", inv, err)
+	}
+	mustApply(t, e, apply.Request{App: "a", Revision: "r2", Objects: v2})
+	inv, err = e.m.Inventory(ctxT(t), "a")
+	if err != nil || !inv.AppliedAt.After(inv1.AppliedAt) || len(inv.Holds) != 1 {
+		t.Fatalf("a new digest: %+v %v", inv, err)
+	}
+	obs, err := e.m.Observe(ctxT(t), "a")
+	if err != nil || !obs.Healthy || obs.Failed || obs.Inventory.Revision != "r2" || len(obs.Objects) != 1 {
+		t.Fatalf("Observe: %+v %v", obs, err)
+	}
+	if obs, err := e.m.Observe(ctxT(t), "never-applied"); err != nil || obs.Inventory != nil {
+		t.Fatalf("Observe of an app with no inventory: %+v %v", obs, err)
 	}
 }

@@ -62,6 +62,33 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 	return out, nil
 }
 
+// Observation is what is on a cluster for one app: its inventory and the
+// health of the objects in it, read once (no waiting).
+type Observation struct {
+	Inventory *Inventory
+	Objects   []ObjectStatus
+	// Healthy: every object is Current; Failed: some object is kstatus Failed.
+	Healthy, Failed bool
+}
+
+// Observe reads an app's inventory and the health of its objects once. A
+// missing inventory gives an Observation with a nil Inventory.
+func (m *Manager) Observe(ctx context.Context, app string) (*Observation, error) {
+	inv, err := m.Inventory(ctx, app)
+	if err != nil || inv == nil {
+		return &Observation{}, err
+	}
+	sts, err := m.Health(ctx, app, inv.objectStubs())
+	if err != nil {
+		return &Observation{Inventory: inv}, err
+	}
+	o := &Observation{Inventory: inv, Objects: sts, Healthy: Healthy(sts)}
+	for _, s := range sts {
+		o.Failed = o.Failed || s.Status == string(status.FailedStatus)
+	}
+	return o, nil
+}
+
 // WaitHealthy polls the objects' health until every one is Current, or until the
 // timeout (then a *HealthError names every object that is not, with kstatus's
 // message). A Failed object ends the wait early. When ctx ends first, the error
@@ -97,4 +124,18 @@ func (m *Manager) WaitHealthy(ctx context.Context, app string, objs []*unstructu
 		case <-time.After(wait):
 		}
 	}
+}
+
+// objectStubs are the inventory's objects as stubs (kind, namespace, name)
+// for health reads.
+func (inv *Inventory) objectStubs() []*unstructured.Unstructured {
+	objs := make([]*unstructured.Unstructured, 0, len(inv.Objects))
+	for _, ref := range inv.Objects {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(ref.GVK())
+		u.SetNamespace(ref.Namespace)
+		u.SetName(ref.Name)
+		objs = append(objs, u)
+	}
+	return objs
 }

@@ -35,6 +35,20 @@ type Inventory struct {
 	Prune bool `json:"prune"`
 	// History holds the last healthy revisions, newest first.
 	History []HistoryEntry `json:"history,omitempty"`
+	// AppliedAt is when Digest was first applied (a health deadline starts
+	// there); re-applying the same digest keeps it.
+	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	// Holds are revisions that failed here and were rolled back: a rollout
+	// does not apply them again (see pkg/rollout).
+	Holds []Hold `json:"holds,omitempty"`
+}
+
+// Hold is a revision of the app that failed on this cluster and was rolled back.
+type Hold struct {
+	Revision string    `json:"revision"`
+	Digest   string    `json:"digest"`
+	Reason   string    `json:"reason"`
+	Time     time.Time `json:"time"`
 }
 
 // HistoryEntry is one healthy revision.
@@ -107,6 +121,18 @@ func decodeInventory(data map[string]string) (*Inventory, error) {
 			return nil, fmt.Errorf("key history: %w", err)
 		}
 	}
+	if s := data["appliedAt"]; s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, fmt.Errorf("key appliedAt: %w", err)
+		}
+		inv.AppliedAt = t
+	}
+	if s := data["holds"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &inv.Holds); err != nil {
+			return nil, fmt.Errorf("key holds: %w", err)
+		}
+	}
 	return inv, nil
 }
 
@@ -141,6 +167,16 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 			return nil, err
 		}
 		data["history"] = string(b) + "\n"
+	}
+	if !inv.AppliedAt.IsZero() {
+		data["appliedAt"] = inv.AppliedAt.UTC().Format(time.RFC3339)
+	}
+	if len(inv.Holds) > 0 {
+		b, err := json.MarshalIndent(inv.Holds, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data["holds"] = string(b) + "\n"
 	}
 	return data, nil
 }
@@ -213,6 +249,29 @@ func (m *Manager) RecordHealthy(ctx context.Context, app, revision, digest strin
 	}
 	next := *inv
 	next.History = hist
+	return m.writeInventory(ctx, inv, &next)
+}
+
+// RecordHold adds a failed revision to the app's holds (once per digest; at
+// most HistoryLimit, newest first).
+func (m *Manager) RecordHold(ctx context.Context, app string, h Hold) error {
+	inv, err := m.Inventory(ctx, app)
+	if err != nil {
+		return err
+	}
+	if inv == nil {
+		return fmt.Errorf("%s/%s: record held revision: no inventory", m.cluster.Name, app)
+	}
+	for _, old := range inv.Holds {
+		if old.Digest == h.Digest {
+			return nil
+		}
+	}
+	next := *inv
+	next.Holds = append([]Hold{h}, inv.Holds...)
+	if len(next.Holds) > m.opts.HistoryLimit {
+		next.Holds = next.Holds[:m.opts.HistoryLimit]
+	}
 	return m.writeInventory(ctx, inv, &next)
 }
 

@@ -137,8 +137,12 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 		errs = append(errs, err)
 	}
 	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet}
+	newInv.AppliedAt = time.Now().UTC().Truncate(time.Second)
 	if inv != nil {
-		newInv.History = inv.History
+		newInv.History, newInv.Holds = inv.History, inv.Holds
+		if inv.Digest == newInv.Digest && !inv.AppliedAt.IsZero() {
+			newInv.AppliedAt = inv.AppliedAt
+		}
 	}
 	r.cs.sort()
 	if err := r.cs.Err(); err != nil {

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // AppRequest is an app to apply on the Manager's cluster and the apps (on the same
@@ -209,17 +207,9 @@ func (m *Manager) inventoryHealthy(ctx context.Context, app string, timeout time
 	if inv == nil {
 		return fmt.Errorf("%s is not deployed on this cluster (no inventory)", app)
 	}
-	objs := make([]*unstructured.Unstructured, 0, len(inv.Objects))
-	for _, ref := range inv.Objects {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(ref.GVK())
-		u.SetNamespace(ref.Namespace)
-		u.SetName(ref.Name)
-		objs = append(objs, u)
-	}
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	_, err = m.WaitHealthy(ctx, app, objs, timeout)
+	_, err = m.WaitHealthy(ctx, app, inv.objectStubs(), timeout)
 	return err
 }
