@@ -57,7 +57,7 @@ func TestKindOf(t *testing.T) {
 }
 
 func TestHealthErrorIsUnhealthy(t *testing.T) {
-	var err error = fmt.Errorf("wrapped: %w", &apply.HealthError{Cluster: "n", App: "a", Failed: true})
+	err := fmt.Errorf("wrapped: %w", &apply.HealthError{Cluster: "n", App: "a", Failed: true})
 	if !errors.Is(err, apply.ErrUnhealthy) || errors.Is(err, apply.ErrCanceled) {
 		t.Fatal("a HealthError is ErrUnhealthy and nothing else")
 	}
