@@ -72,6 +72,40 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// IntOrPercent is a number of clusters, written as a count (3) or a
+// percentage of a wave ("25%").
+type IntOrPercent struct {
+	// Value is the text form: "3" or "25%".
+	Value string `json:"-"`
+}
+
+// String is the text form ("" when unset).
+func (v IntOrPercent) String() string { return v.Value }
+
+// MarshalJSON writes a count as a number and a percentage as a string.
+func (v IntOrPercent) MarshalJSON() ([]byte, error) {
+	var n int
+	if _, err := fmt.Sscanf(v.Value, "%d", &n); err == nil && fmt.Sprint(n) == v.Value {
+		return json.Marshal(n)
+	}
+	return json.Marshal(v.Value)
+}
+
+// UnmarshalJSON reads a number or a string.
+func (v *IntOrPercent) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		v.Value = n.String()
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a count such as 2 or a percentage such as \"25%%\"")
+	}
+	v.Value = s
+	return nil
+}
+
 // Values is a free-form tree of Helm values or cluster values.
 type Values map[string]any
 
@@ -270,12 +304,17 @@ type PatchTarget struct {
 
 // Rollout is the cross-cluster progressive delivery of an app.
 type Rollout struct {
-	// Waves start one after the other; a wave starts only when every cluster of the
-	// previous one is healthy. A cluster belongs to the first wave that selects it.
+	// Waves start one after the other; a wave starts only when the previous one
+	// passed: each of its clusters healthy on the new revision for the wave's
+	// soakTime, but for maxFailures. A cluster belongs to the first wave that
+	// selects it. Without waves, all target clusters form one wave.
 	Waves []Wave `json:"waves,omitempty"`
-	// HealthTimeout is how long each cluster has to become healthy (default 5m).
+	// HealthTimeout is how long each cluster has, from the apply, to become
+	// healthy (default 5m); a timeout is a failure.
 	HealthTimeout *Duration `json:"healthTimeout,omitempty"`
-	// AutoRollback re-applies the last healthy revision on failure and stops the rollout.
+	// AutoRollback: when a wave fails, every cluster that received the failing
+	// revision gets its last healthy revision re-applied, and the failing
+	// revision is held (not retried) until a commit changes the app.
 	AutoRollback bool `json:"autoRollback,omitempty"`
 }
 
@@ -283,6 +322,17 @@ type Rollout struct {
 type Wave struct {
 	// ClusterSelector picks the wave's clusters among the app's targets.
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	// MaxConcurrent is how many clusters of the wave are updated at once: a
+	// count (2) or a percentage of the wave ("25%", rounded down, at least 1).
+	// Default: the whole wave.
+	MaxConcurrent *IntOrPercent `json:"maxConcurrent,omitempty"`
+	// MaxFailures is how many clusters of the wave may be unhealthy (or
+	// unreachable) before the rollout halts; default 0, so a canary wave
+	// tolerates none.
+	MaxFailures *int `json:"maxFailures,omitempty"`
+	// SoakTime is how long every cluster of the wave stays healthy on the new
+	// revision before the next wave starts; default 0.
+	SoakTime *Duration `json:"soakTime,omitempty"`
 }
 
 // ScalePolicy renders autoscaling for workloads and node pools (policies/*.yaml).

@@ -89,6 +89,11 @@ func mapType(t reflect.Type) *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Pattern: durationPattern, Examples: []any{"90s", "5m", "1h30m"}}
 	case reflect.TypeFor[v1alpha1.DriftMode]():
 		return &jsonschema.Schema{Type: "string", Enum: []any{string(v1alpha1.DriftReport), string(v1alpha1.DriftCorrect)}}
+	case reflect.TypeFor[v1alpha1.IntOrPercent]():
+		return &jsonschema.Schema{OneOf: []*jsonschema.Schema{
+			{Type: "integer", Minimum: json.Number("1")},
+			{Type: "string", Pattern: "^([1-9][0-9]?|100)%$"},
+		}, Examples: []any{2, "25%"}}
 	case reflect.TypeFor[v1alpha1.Values]():
 		return &jsonschema.Schema{Type: "object"}
 	}

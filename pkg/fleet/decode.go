@@ -19,6 +19,7 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/pkg/rollout"
 )
 
 // maxNodes bounds the YAML nodes one file may expand to (aliases included), so
@@ -27,6 +28,7 @@ const maxNodes = 200_000
 
 var (
 	durationType = reflect.TypeFor[v1alpha1.Duration]()
+	limitType    = reflect.TypeFor[v1alpha1.IntOrPercent]()
 	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
@@ -173,6 +175,9 @@ func (c *converter) value(n *yaml.Node, t reflect.Type, field string) (any, bool
 	if t == durationType {
 		return c.duration(n, field)
 	}
+	if t == limitType {
+		return c.limit(n, field)
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return c.value(n, t.Elem(), field)
@@ -197,6 +202,22 @@ func (c *converter) duration(n *yaml.Node, field string) (any, bool) {
 	if _, err := time.ParseDuration(n.Value); err != nil {
 		c.fail(n, field, "invalid duration %q: want a Go duration such as \"90s\" or \"5m\"", n.Value)
 		return nil, false
+	}
+	return n.Value, true
+}
+
+// limit reads a count (2) or a percentage ("25%") of clusters.
+func (c *converter) limit(n *yaml.Node, field string) (any, bool) {
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!str" && n.Tag != "!!int") {
+		c.fail(n, field, "must be a count such as 2 or a percentage such as \"25%%\", found %s", describe(n))
+		return nil, false
+	}
+	if _, err := rollout.ParseLimit(n.Value); err != nil {
+		c.fail(n, field, "%v", err)
+		return nil, false
+	}
+	if n.Tag == "!!int" {
+		return json.Number(n.Value), true
 	}
 	return n.Value, true
 }

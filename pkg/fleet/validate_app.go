@@ -12,6 +12,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+
 	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
@@ -269,6 +270,12 @@ func (c checker) validateRollout(a *v1alpha1.App) {
 		if !c.selector(fmt.Sprintf("spec.rollout.waves[%d].clusterSelector", i), w.ClusterSelector, "a wave selects its clusters (use {} for every remaining cluster)") {
 			valid = false
 		}
+	}
+	for i, w := range r.Waves {
+		if w.MaxFailures != nil && *w.MaxFailures < 0 {
+			c.add(fmt.Sprintf("spec.rollout.waves[%d].maxFailures", i), "must be 0 or more, found %d", *w.MaxFailures)
+		}
+		c.duration(fmt.Sprintf("spec.rollout.waves[%d].soakTime", i), w.SoakTime)
 	}
 	c.duration("spec.rollout.healthTimeout", r.HealthTimeout)
 	if !valid || len(r.Waves) == 0 {
