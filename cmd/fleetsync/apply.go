@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
+	"github.com/fleetsync/fleetsync/pkg/rollout"
 )
 
 type applyCmdOptions struct {
@@ -64,7 +66,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
-	repo, closeRepo, err := o.source.load(ctx, o.repo)
+	repo, revisions, closeRepo, err := o.source.loadWithHistory(ctx, o.repo)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -74,6 +76,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	desired.Revisions = revisions
 	opts := reconcile.RequestOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {
@@ -86,6 +89,9 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 				detail = errText(c.Err, o.verbose)
 			}
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
+		}
+		opts.Events = func(e reconcile.RolloutEvent) {
+			fmt.Fprintf(w, "rollout %s [wave %d/%d] %s: %s\n", e.App, e.Wave+1, e.Waves, e.Phase, oneLine(e.Message))
 		}
 	}
 	res := rec.Apply(ctx, desired, opts)
@@ -129,6 +135,10 @@ func leafErrors(err error) []error {
 
 func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(res.Rollouts) > 0 {
+		printRollouts(w, res.Rollouts)
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(tw, "CLUSTER\tAPP\tWAVE\tCREATED\tCONFIGURED\tUNCHANGED\tPRUNED\tSKIPPED\tFAILED\tHEALTH")
 	var errs []string
 	for _, p := range res.Pairs {
@@ -143,6 +153,9 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 		switch {
 		case p.Err != nil && p.ErrorKind == apply.ErrCanceled:
 			health = "Canceled"
+			errs = append(errs, errText(p.Err, verbose))
+		case rolledBack(p.Err):
+			health = "RolledBack"
 			errs = append(errs, errText(p.Err, verbose))
 		case p.Err != nil:
 			health = "Failed"
@@ -169,3 +182,8 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+func rolledBack(err error) bool {
+	var re *reconcile.RolloutError
+	return errors.As(err, &re) && re.State == rollout.StateRolledBack
+}

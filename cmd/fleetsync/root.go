@@ -36,6 +36,7 @@ func newRootCmd() *cobra.Command {
 		newPlanCmd(),
 		newApplyCmd(),
 		newDiffCmd(),
+		newRolloutCmd(),
 	)
 	return root
 }

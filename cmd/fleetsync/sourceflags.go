@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/source"
 )
 
@@ -119,16 +120,27 @@ func (f *sourceFlags) resolve(ctx context.Context, repoArg string) (*source.Revi
 // called; on error nothing is left open. A load failure is returned as is, so
 // callers can errors.As it into fleet.Problems.
 func (f *sourceFlags) load(ctx context.Context, repoArg string) (repo *fleet.Repo, closeFn func(), err error) {
+	repo, _, closeFn, err = f.loadWithHistory(ctx, repoArg)
+	return repo, closeFn, err
+}
+
+// loadWithHistory is load, plus a loader of other commits of the same repo
+// (for rollbacks); the loader is nil when --repo is a directory read as a
+// working tree (no commit, no history).
+func (f *sourceFlags) loadWithHistory(ctx context.Context, repoArg string) (repo *fleet.Repo, revisions reconcile.RevisionLoader, closeFn func(), err error) {
 	rev, src, err := f.resolve(ctx, repoArg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	closeFn = func() { _ = src.Close() }
 	repo, err = fleet.Load(ctx, rev.FS)
 	if err != nil {
 		closeFn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	repo.Revision = rev.Commit
-	return repo, closeFn, nil
+	if rev.Commit != "" {
+		revisions = reconcile.SourceRevisions(src)
+	}
+	return repo, revisions, closeFn, nil
 }

@@ -80,6 +80,11 @@ func collectKinds(err error, into map[ErrorKind]bool) {
 
 // directKind is the kind of one error node, when the node itself says it.
 func directKind(err error) (ErrorKind, bool) {
+	if k, ok := err.(interface{ ErrorKind() ErrorKind }); ok { //nolint:errorlint // one node at a time
+		if kind := k.ErrorKind(); kind != "" {
+			return kind, true
+		}
+	}
 	switch e := err.(type) { //nolint:errorlint // one node at a time
 	case ErrorKind:
 		return e, true

@@ -213,3 +213,17 @@ func (m *Manager) inventoryHealthy(ctx context.Context, app string, timeout time
 	_, err = m.WaitHealthy(ctx, app, inv.objectStubs(), timeout)
 	return err
 }
+
+// WaitDependencies waits (at most timeout each) for the app's dependencies to
+// be healthy on the cluster, judged by the objects of their inventories. The
+// error is a *DependencyError per dependency that is not, with its reason.
+func (m *Manager) WaitDependencies(ctx context.Context, app string, deps []string, timeout time.Duration) error {
+	d := &depHealth{m: m, known: map[string]error{}}
+	var errs []error
+	for _, dep := range deps {
+		if err := d.check(ctx, dep, timeout); err != nil {
+			errs = append(errs, dependencyError(m.cluster.Name, app, dep, err))
+		}
+	}
+	return errors.Join(errs...)
+}

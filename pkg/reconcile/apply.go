@@ -2,11 +2,11 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
-	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
 // PairOutcome is the result of one (cluster, app) pair.
@@ -33,6 +33,8 @@ type Result struct {
 	Revision string        `json:"revision"`
 	DryRun   bool          `json:"dryRun,omitempty"`
 	Pairs    []PairOutcome `json:"pairs"`
+	// Rollouts has each app's rollout as it ended (not in a dry run).
+	Rollouts []AppRollout `json:"rollouts,omitempty"`
 }
 
 // OK reports whether every pair applied without error (and, unless DryRun, is healthy).
@@ -45,93 +47,40 @@ func (r *Result) OK() bool {
 	return true
 }
 
-// pair is one (cluster, app) pair on its way through Apply.
-type pair struct {
-	cluster, app string
-	res          *render.AppResult
-	wave, phase  int
-	out          *PairOutcome
-}
-
-// Apply is a one-shot reconcile of the desired state: clusters in parallel
-// (bounded), each cluster's apps in dependsOn order (independent apps
-// concurrently), rollout waves honoured: the pairs of an app's wave N+1 start
-// only when every pair of its waves up to N is healthy (a cluster no wave
-// selects comes after the last wave). A pair whose render failed is neither
-// applied nor pruned, and nothing is pruned or removed on its cluster; one
-// failing cluster does not stop the others. Apps that left a cluster in scope
-// are uninstalled (see removeApps).
+// Apply is a one-shot reconcile of the desired state. Each app is rolled out
+// on its own (pkg/rollout decides, from what the clusters say): waves one after
+// the other, each passing only when its clusters are healthy on this revision
+// (soak, maxFailures, deadline), automatic rollback and the anti-flap hold;
+// apps do not wait for each other except through dependsOn on the same
+// cluster. It returns when every app's rollout is done, halted or rolled back.
+// A pair whose render failed is neither applied nor pruned, and nothing is
+// pruned or removed on its cluster. Apps that left a cluster in scope are then
+// uninstalled (see planRemoval). With DryRun, every pair is compared through a
+// server-side dry run instead, cluster by cluster, without waves.
 func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *Result {
 	res := &Result{Revision: d.Rendered.Revision, DryRun: o.DryRun}
-	var pairs []*pair
-	for ci := range d.Rendered.Clusters {
-		cr := &d.Rendered.Clusters[ci]
-		for ai := range cr.Apps {
-			ar := &cr.Apps[ai]
-			p := &pair{cluster: cr.Cluster, app: ar.App, res: ar, out: &PairOutcome{Cluster: cr.Cluster, App: ar.App}}
-			p.wave = waveOf(d.Repo, ar.App, cr.Cluster)
-			pairs = append(pairs, p)
-		}
-	}
-	maxPhase := assignPhases(d.Repo, pairs)
 	var mu sync.Mutex
-	if o.Progress != nil {
-		progress := o.Progress
-		o.Progress = func(c apply.Change) {
-			mu.Lock()
-			defer mu.Unlock()
-			progress(c)
+	for _, f := range []*func(apply.Change){&o.Progress} {
+		if *f != nil {
+			inner := *f
+			*f = func(c apply.Change) { mu.Lock(); defer mu.Unlock(); inner(c) }
 		}
 	}
-	connErr := map[string]error{} // this run's failed connections (the Pool remembers none)
-	healthy := map[string]map[string]bool{}
-	for _, p := range pairs {
-		healthy[p.cluster] = map[string]bool{}
+	if o.Events != nil {
+		inner := o.Events
+		o.Events = func(e RolloutEvent) { mu.Lock(); defer mu.Unlock(); inner(e) }
 	}
-	for phase := 0; phase <= maxPhase; phase++ {
-		byCluster := map[string][]*pair{}
-		var names []string
-		for _, p := range pairs {
-			if p.phase == phase {
-				if byCluster[p.cluster] == nil {
-					names = append(names, p.cluster)
-				}
-				byCluster[p.cluster] = append(byCluster[p.cluster], p)
+	connErr := map[string]error{}
+	if o.DryRun {
+		res.Pairs = r.dryRun(ctx, d, o, connErr)
+	} else {
+		res.Pairs, res.Rollouts = r.rollouts(ctx, d, o)
+		for _, p := range res.Pairs {
+			var ce *ClusterError
+			if errors.As(p.Err, &ce) {
+				connErr[p.Cluster] = ce
 			}
 		}
-		// Wave gating is decided before the phase starts, from finished pairs.
-		for _, ps := range byCluster {
-			for _, p := range ps {
-				if err := waveBlocked(pairs, p, o.DryRun); err != nil {
-					p.out.Err = err
-				}
-			}
-		}
-		r.forEachCluster(ctx, names, func(ctx context.Context, name string) {
-			mu.Lock()
-			ce := connErr[name]
-			prior := healthy[name]
-			mu.Unlock()
-			var m *apply.Manager
-			if ce == nil {
-				m, ce = r.pool.Get(ctx, name)
-				if ce != nil {
-					mu.Lock()
-					connErr[name] = ce
-					mu.Unlock()
-				}
-			}
-			r.applyClusterPhase(ctx, d, m, ce, byCluster[name], prior, o)
-		})
-		for _, ps := range byCluster {
-			for _, p := range ps {
-				healthy[p.cluster][p.app] = p.out.Err == nil && (p.out.Healthy || o.DryRun)
-			}
-		}
-	}
-	for _, p := range pairs {
-		p.out.Wave, p.out.Phase = p.wave, p.phase
-		res.Pairs = append(res.Pairs, *p.out)
 	}
 	res.Pairs = append(res.Pairs, r.removeApps(ctx, d, connErr, o)...)
 	for i := range res.Pairs {
@@ -144,40 +93,44 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 	return res
 }
 
-// applyClusterPhase applies one cluster's pairs of one phase (prior is only
-// read here; the caller updates it between phases).
-func (r *Reconciler) applyClusterPhase(ctx context.Context, d *Desired, m *apply.Manager, connErr error, ps []*pair, prior map[string]bool, o RequestOptions) {
-	incomplete := d.incomplete(ps[0].cluster)
-	var reqs []apply.AppRequest
-	byApp := map[string]*pair{}
-	for _, p := range ps {
-		switch {
-		case p.out.Err != nil:
-			continue // blocked by its rollout
-		case p.res.Err != nil:
-			p.out.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): render failed: %w", p.res.Err)
-			continue
-		case connErr != nil:
-			p.out.Err = fmt.Errorf("%s/%s: not applied: %w", p.cluster, p.app, connErr)
-			continue
+// dryRun compares every pair with its cluster through server-side dry-run
+// apply: clusters in parallel, apps in dependsOn order.
+func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, connErr map[string]error) []PairOutcome {
+	var mu sync.Mutex
+	var out []PairOutcome
+	names := make([]string, 0, len(d.Rendered.Clusters))
+	for _, cr := range d.Rendered.Clusters {
+		names = append(names, cr.Cluster)
+	}
+	r.forEachCluster(ctx, names, func(ctx context.Context, name string) {
+		m, err := r.pool.Get(ctx, name)
+		incomplete := d.incomplete(name)
+		var local []PairOutcome
+		var reqs []apply.AppRequest
+		for i, ar := range d.apps(name) {
+			p := PairOutcome{Cluster: name, App: ar.App, Wave: waveOf(d.Repo, ar.App, name)}
+			switch {
+			case ar.Err != nil:
+				p.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): render failed: %w", ar.Err)
+			case err != nil:
+				p.Err = fmt.Errorf("%s/%s: not applied: %w", name, ar.App, err)
+			default:
+				reqs = append(reqs, Request(d.Repo, &d.apps(name)[i], incomplete, o))
+				continue
+			}
+			local = append(local, p)
 		}
-		reqs = append(reqs, Request(d.Repo, p.res, incomplete, o))
-		byApp[p.app] = p
-	}
-	local := map[string]bool{}
-	for k, v := range prior {
-		local[k] = v
-	}
-	for _, p := range ps { // pairs of this phase that did not run count as unhealthy
-		if p.out.Err != nil {
-			local[p.app] = false
+		if err == nil && len(reqs) > 0 {
+			for _, res := range m.ApplyApps(ctx, reqs, nil) {
+				local = append(local, PairOutcome{Cluster: name, App: res.App, Wave: waveOf(d.Repo, res.App, name), ChangeSet: res.ChangeSet, Err: res.Err})
+			}
 		}
-	}
-	if m == nil || len(reqs) == 0 {
-		return
-	}
-	for _, out := range m.ApplyApps(ctx, reqs, local) {
-		p := byApp[out.App]
-		p.out.ChangeSet, p.out.Healthy, p.out.Err = out.ChangeSet, out.Healthy, out.Err
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			connErr[name] = err
+		}
+		out = append(out, local...)
+	})
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetsync/fleetsync/pkg/drift"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/rollout"
 )
 
 const neverReady = `apiVersion: apps/v1
@@ -79,9 +80,12 @@ func TestApplyWaveStopsAtFailingCanary(t *testing.T) {
 		t.Fatalf("north: %+v", n)
 	}
 	s := outcome(t, res, "south", "canary")
-	var we *reconcile.WaveError
-	if s.Wave != 1 || s.ChangeSet != nil || !errors.As(s.Err, &we) || we.Unhealthy[0] != "north" {
+	var re *reconcile.RolloutError
+	if s.Wave != 1 || s.ChangeSet != nil || !errors.As(s.Err, &re) || re.State != rollout.StateHeld || !strings.Contains(s.Error, "wave 1 failed") {
 		t.Fatalf("south: %+v", s)
+	}
+	if len(res.Rollouts) != 1 || res.Rollouts[0].Phase != rollout.PhaseHalted {
+		t.Fatalf("rollout: %+v", res.Rollouts)
 	}
 }
 

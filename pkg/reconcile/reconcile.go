@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/render"
@@ -15,6 +16,9 @@ import (
 type Options struct {
 	// MaxParallelClusters bounds the clusters worked on at once (default 16).
 	MaxParallelClusters int
+	// PollInterval is how often a rollout looks at its clusters while it waits
+	// for health or a soak (default 1s).
+	PollInterval time.Duration
 }
 
 // Reconciler drives the stages for a fleet. It keeps the render cache and the
@@ -30,6 +34,9 @@ type Reconciler struct {
 func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 	if opts.MaxParallelClusters <= 0 {
 		opts.MaxParallelClusters = 16
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
 	}
 	return &Reconciler{pool: pool, renderer: renderer, opts: opts}
 }
@@ -47,6 +54,12 @@ type Desired struct {
 	// Unreachable holds the clusters that did not answer while rendering, with
 	// their error (rendered offline, with their spec's Kubernetes version).
 	Unreachable map[string]error
+	// Revisions loads the repo at other commits, for rollbacks (nil: the repo
+	// has no history, e.g. a plain directory, and nothing can be rolled back).
+	Revisions RevisionLoader
+
+	revMu    sync.Mutex
+	revCache map[string]*fleet.Repo
 }
 
 // incomplete reports whether any pair of the cluster failed to render.

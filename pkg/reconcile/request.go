@@ -25,6 +25,9 @@ type RequestOptions struct {
 	// Progress receives every object's change as soon as it is known, one call
 	// at a time.
 	Progress func(apply.Change)
+	// Events receives each step of each app's rollout (Apply only), one call
+	// at a time.
+	Events func(RolloutEvent)
 }
 
 // Request builds the apply request of one (cluster, app) pair. It is the only

@@ -102,8 +102,11 @@ type Hold struct {
 
 // Facts is what is observed on one cluster for the app.
 type Facts struct {
-	Cluster   string
+	Cluster string
+	// Reachable is false when the cluster cannot take part now (it does not
+	// answer, or its render failed); Problem says why.
 	Reachable bool
+	Problem   string
 	// Applied is the revision in the app's inventory ("" when never applied);
 	// AppliedAt is when that digest was first applied there.
 	Applied   Revision
@@ -293,6 +296,9 @@ func (d *decider) state(c string, wave int, w Wave) ClusterStatus {
 	switch {
 	case !f.Reachable:
 		st.State, st.Reason = StateUnreachable, "cluster unreachable"
+		if f.Problem != "" {
+			st.Reason = f.Problem
+		}
 	case !onTarget:
 		st.State = StatePending
 	case f.Health == Healthy && !d.in.Now.Before(f.HealthySince.Add(w.SoakTime)):
@@ -380,6 +386,18 @@ func (d *decider) failPlan(i int, failed []string, states map[string]ClusterStat
 		p.RollBack, states = d.rollbacks(states)
 		if len(p.RollBack) > 0 {
 			p.Phase = PhaseRollingBack
+		}
+	}
+	if revisionFailed {
+		for c, w := range d.wave {
+			st, ok := states[c]
+			if !ok {
+				st = d.state(c, w, d.in.Strategy.Waves[w])
+			}
+			if st.State == StatePending {
+				st.State, st.Reason = StateHeld, "never got the failing revision"
+			}
+			states[c] = st
 		}
 	}
 	d.fill(&p, states)
