@@ -154,8 +154,8 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 		case p.Err != nil && p.ErrorKind == apply.ErrCanceled:
 			health = "Canceled"
 			errs = append(errs, errText(p.Err, verbose))
-		case rolledBack(p.Err):
-			health = "RolledBack"
+		case rolloutState(p.Err) != "":
+			health = rolloutState(p.Err)
 			errs = append(errs, errText(p.Err, verbose))
 		case p.Err != nil:
 			health = "Failed"
@@ -183,7 +183,15 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
-func rolledBack(err error) bool {
+// rolloutState is the rollout state of a pair that did not end healthy
+// (Failed, RolledBack, Held, ...), "" for other errors.
+func rolloutState(err error) string {
 	var re *reconcile.RolloutError
-	return errors.As(err, &re) && re.State == rollout.StateRolledBack
+	if errors.As(err, &re) && re.State != rollout.StatePending {
+		return string(re.State)
+	}
+	if errors.As(err, &re) {
+		return "NotApplied"
+	}
+	return ""
 }

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
 
 // Inventory is what fleetsync applied for one app on one cluster. It is stored in
@@ -75,11 +77,13 @@ func (inv *Inventory) LastHealthy(skip string) (HistoryEntry, bool) {
 // InventoryName is the ConfigMap name of an app's inventory.
 func InventoryName(app string) string { return InventoryPrefix + app }
 
-// Digest is the sha256 of a desired set (canonical JSON of each object, in order).
+// Digest is the sha256 of a desired set (canonical JSON of each object, in
+// order), without the fleetsync.dev/revision annotation: a commit that does
+// not change an app's output gives the same digest, so its rollout goes on.
 func Digest(objs []*unstructured.Unstructured) string {
 	h := sha256.New()
 	for _, o := range objs {
-		b, err := json.Marshal(o.Object) // map keys are sorted: deterministic
+		b, err := json.Marshal(withoutRevision(o.Object)) // map keys are sorted: deterministic
 		if err != nil {
 			fmt.Fprintf(h, "unencodable %s\n", RefOf(o))
 			continue
@@ -88,6 +92,37 @@ func Digest(objs []*unstructured.Unstructured) string {
 		h.Write([]byte{'\n'})
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// withoutRevision returns obj without the revision annotation, sharing what
+// it does not change.
+func withoutRevision(obj map[string]any) map[string]any {
+	md, _ := obj["metadata"].(map[string]any)
+	ann, _ := md["annotations"].(map[string]any)
+	if _, ok := ann[v1alpha1.AnnotationRevision]; !ok {
+		return obj
+	}
+	ann2 := make(map[string]any, len(ann))
+	for k, v := range ann {
+		if k != v1alpha1.AnnotationRevision {
+			ann2[k] = v
+		}
+	}
+	md2 := make(map[string]any, len(md))
+	for k, v := range md {
+		md2[k] = v
+	}
+	if len(ann2) == 0 {
+		delete(md2, "annotations")
+	} else {
+		md2["annotations"] = ann2
+	}
+	out := make(map[string]any, len(obj))
+	for k, v := range obj {
+		out[k] = v
+	}
+	out["metadata"] = md2
+	return out
 }
 
 var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
