@@ -75,10 +75,14 @@ spec:
 	return full
 }
 
-func (r *rolloutRepo) commit(t *testing.T, msg string) string { return gittest.CommitAll(t, r.dir, msg) }
+func (r *rolloutRepo) commit(t *testing.T, msg string) string {
+	return gittest.CommitAll(t, r.dir, msg)
+}
 
+// args are the flags of a verb on this repo and the shared fleet (only its
+// kubeconfig dir: --kubeconfig names nothing, whatever $KUBECONFIG says).
 func (r *rolloutRepo) args(f *testfleet.Fleet, verb ...string) []string {
-	return append(verb, "--repo", r.dir, "--ref", "main", "--kubeconfig-dir", f.Dir)
+	return append(verb, "--repo", r.dir, "--ref", "main", "--kubeconfig-dir", f.Dir, "--kubeconfig", filepath.Join(r.dir, ".absent-kubeconfig"))
 }
 
 // inventory reads an app's inventory on a cluster of the shared fleet.
@@ -118,8 +122,8 @@ const canarySpec = `  targets: {clusterSelector: {matchLabels: {env: prod}}}
 // rolled back there automatically; south and east never get it; rollout status
 // says why; the same commit is not retried; a commit that fixes it rolls out.
 func TestRolloutCanaryFailsAndRollsBack(t *testing.T) {
+	t.Parallel()
 	f := testfleet.Get(t)
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
 	r := newRolloutRepo(t)
 	app := r.app(t, "canary", canarySpec, "")
 	good := r.commit(t, "good release")
@@ -178,8 +182,8 @@ func TestRolloutCanaryFailsAndRollsBack(t *testing.T) {
 // An app whose canary is slow (never ready until its deadline) on north does
 // not hold back an unrelated app's waves on south and east.
 func TestRolloutSlowAppDoesNotHoldBackOthers(t *testing.T) {
+	t.Parallel()
 	f := testfleet.Get(t)
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
 	r := newRolloutRepo(t)
 	slow := r.app(t, "slow", "  targets: {clusterSelector: {matchLabels: {region: north}}}\n  rollout: {healthTimeout: 20s}\n", "localfleet.fleetsync.dev/never-ready: \"true\"")
 	quick := r.app(t, "quick", `  targets: {clusterSelector: {matchLabels: {env: prod}}}
@@ -206,8 +210,8 @@ func TestRolloutSlowAppDoesNotHoldBackOthers(t *testing.T) {
 // uninterrupted run ends: every cluster on the new revision, healthy, nothing
 // held.
 func TestRolloutKilledMidwayResumes(t *testing.T) {
+	t.Parallel()
 	f := testfleet.Get(t)
-	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
 	r := newRolloutRepo(t)
 	spec := `  targets: {clusterSelector: {matchLabels: {env: prod}}}
   rollout:

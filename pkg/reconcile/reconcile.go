@@ -19,6 +19,8 @@ type Options struct {
 	// PollInterval is how often a rollout looks at its clusters while it waits
 	// for health or a soak (default 1s).
 	PollInterval time.Duration
+	// AppConcurrency bounds the apps applied at once on one cluster (default 4).
+	AppConcurrency int
 }
 
 // Reconciler drives the stages for a fleet. It keeps the render cache and the
@@ -28,6 +30,9 @@ type Reconciler struct {
 	pool     *Pool
 	renderer *render.Renderer
 	opts     Options
+
+	slotsMu sync.Mutex
+	slots   map[string]chan struct{} // per cluster: apply slots (AppConcurrency)
 }
 
 // New returns a Reconciler over a connection pool and a renderer.
@@ -38,7 +43,10 @@ func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
-	return &Reconciler{pool: pool, renderer: renderer, opts: opts}
+	if opts.AppConcurrency <= 0 {
+		opts.AppConcurrency = 4
+	}
+	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: map[string]chan struct{}{}}
 }
 
 // Pool returns the Reconciler's cluster connections.

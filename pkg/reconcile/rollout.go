@@ -367,23 +367,20 @@ func (a *appRun) execute(ctx context.Context, p rollout.Plan, facts map[string]r
 			}
 		}
 	}
-	var wg sync.WaitGroup
+	rollbacks := map[string]rollout.RollBack{}
+	names := append([]string(nil), p.Apply...)
 	for _, rb := range p.RollBack {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		rollbacks[rb.Cluster] = rb
+		names = append(names, rb.Cluster)
+	}
+	a.r.forEachCluster(ctx, names, func(ctx context.Context, c string) {
+		if rb, ok := rollbacks[c]; ok {
 			a.rollBack(ctx, rb)
-		}()
-	}
-	for _, c := range p.Apply {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		} else {
 			a.applyTarget(ctx, c)
-		}()
-	}
-	wg.Wait()
-	return len(p.RollBack) > 0 || len(p.Apply) > 0
+		}
+	})
+	return len(names) > 0
 }
 
 // resync applies the target once more on the clusters that are already on it
@@ -402,15 +399,7 @@ func (a *appRun) resync(ctx context.Context, p rollout.Plan, facts map[string]ro
 		}
 	}
 	a.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, c := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.applyTarget(ctx, c)
-		}()
-	}
-	wg.Wait()
+	a.r.forEachCluster(ctx, todo, a.applyTarget)
 	return len(todo) > 0
 }
 
@@ -447,7 +436,9 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 		return
 	}
 	req.Wait = false
+	release := a.r.slot(ctx, c)
 	cs, err := m.Apply(ctx, req.Request)
+	release()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changes[c] = cs
@@ -556,7 +547,9 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 		}
 		req := Request(old, ar, false, a.o)
 		req.Wait = false
+		release := a.r.slot(ctx, c)
 		cs, err := m.Apply(ctx, req.Request)
+		release()
 		a.mu.Lock()
 		a.changes[c] = cs
 		delete(a.failed, c)
@@ -565,6 +558,24 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 	}()
 	if err != nil {
 		a.setProblem(c, err)
+	}
+}
+
+// slot waits for one of the cluster's AppConcurrency apply slots (apps of
+// one cluster are applied concurrently, bounded) and returns its release.
+func (r *Reconciler) slot(ctx context.Context, clusterName string) func() {
+	r.slotsMu.Lock()
+	ch, ok := r.slots[clusterName]
+	if !ok {
+		ch = make(chan struct{}, r.opts.AppConcurrency)
+		r.slots[clusterName] = ch
+	}
+	r.slotsMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }
+	case <-ctx.Done():
+		return func() {}
 	}
 }
 
