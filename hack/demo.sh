@@ -7,6 +7,10 @@ FLEETSYNC=${FLEETSYNC:-bin/fleetsync}
 REPO=examples/fleet-repo
 OUT=${OUT:-out}
 
+# The local fleet's source registry is plain HTTP on loopback: say so explicitly.
+SOURCE_REGISTRY=$(sed -n 's/.*"source": *"\([^"]*\)".*/\1/p' "$FLEET_DIR/registries.json")
+REG=(--insecure-registry "$SOURCE_REGISTRY")
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "validate: strict decoding, references and a render of every (cluster, app) pair"
@@ -33,26 +37,27 @@ cp -r "$REPO" "$work/repo"
 )
 "$FLEETSYNC" plan --repo "$work/repo" --base HEAD~1 --head HEAD -o markdown | head -60
 
-step "apply: server-side apply to every cluster, waves and dependsOn honoured, waits for health"
-"$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR"
+step "apply: images mirrored into each cluster's registry and pinned by digest; each app rolled out wave by wave with health gates"
+"$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" "${REG[@]}"
 
 step "diff: desired vs live (expect no drift)"
-"$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR"
+"$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" "${REG[@]}"
 
 step "drift: another field manager scales mes-deployment on north; diff reports it"
 # env.sh puts the local fleet's own kubectl first on PATH.
 # shellcheck disable=SC1091
 . "$FLEET_DIR/env.sh"
 kubectl --kubeconfig "$FLEET_DIR/north.kubeconfig" -n mes scale deployment/mes-deployment --replicas=1 >/dev/null
-"$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" --cluster north || echo "(diff exit status $?: drift found, as expected)"
+"$FLEETSYNC" diff --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" "${REG[@]}" --cluster north || echo "(diff exit status $?: drift found, as expected)"
 step "apply again corrects it"
-"$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" --cluster north -o table | tail -8
+"$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" "${REG[@]}" --cluster north -o table | tail -8
 
 cat <<MSG
 
 The fleet keeps running. Try:
   export KUBECONFIG=$FLEET_DIR/north.kubeconfig
   kubectl get deployments -A     (after: . $FLEET_DIR/env.sh)
-  $FLEETSYNC diff --repo $REPO --kubeconfig-dir $FLEET_DIR
+  $FLEETSYNC diff --repo $REPO --kubeconfig-dir $FLEET_DIR --insecure-registry $SOURCE_REGISTRY
+  $FLEETSYNC mirror --repo $REPO --kubeconfig-dir $FLEET_DIR --insecure-registry $SOURCE_REGISTRY
 Stop it with: make fleet-down
 MSG

@@ -71,7 +71,10 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 		return &exitError{code: 1, err: err}
 	}
 	defer closeRepo()
-	rec := o.conn.reconciler()
+	rec, err := o.conn.reconciler()
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	desired, err := rec.Desired(ctx, repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -90,6 +93,7 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 			}
 			fmt.Fprintf(w, "%-10s %-20s %-50s %-12s %s\n", c.Cluster, c.App, c.Object, action, oneLine(detail))
 		}
+		opts.Mirrored = func(e reconcile.MirrorEvent) { printMirrorEvent(w, e) }
 		opts.Events = func(e reconcile.RolloutEvent) {
 			fmt.Fprintf(w, "rollout %s [wave %d/%d] %s: %s\n", e.App, e.Wave+1, e.Waves, e.Phase, oneLine(e.Message))
 		}
@@ -135,6 +139,10 @@ func leafErrors(err error) []error {
 
 func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if res.Mirror != nil && len(res.Mirror.Clusters) > 0 {
+		printMirrorTable(w, res.Mirror, verbose)
+		fmt.Fprintln(w)
+	}
 	if len(res.Rollouts) > 0 {
 		printRollouts(w, res.Rollouts)
 		fmt.Fprintln(w)

@@ -60,7 +60,10 @@ func runDiff(ctx context.Context, o diffCmdOptions, w io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer closeRepo()
-	rec := o.conn.reconciler()
+	rec, err := o.conn.reconciler()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	desired, err := rec.Desired(ctx, repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 2, err: err}

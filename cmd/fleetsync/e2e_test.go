@@ -27,7 +27,7 @@ func TestEndToEndExampleFleet(t *testing.T) {
 	}
 	// Only the credentials of the local fleet's kubeconfig dir may be used.
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
-	base := []string{"--repo", repo, "--kubeconfig-dir", f.Dir}
+	base := []string{"--repo", repo, "--kubeconfig-dir", f.Dir, "--insecure-registry", f.Registries.Source}
 
 	out, msg, code := runApplyOrDiff(t, "apply", append(base, "--timeout", "3m")...)
 	if code != 0 {
@@ -43,14 +43,27 @@ func TestEndToEndExampleFleet(t *testing.T) {
 		}
 	}
 
+	// Images were mirrored into each cluster's registry and are pinned there.
+	if !strings.Contains(out, "mirror north") || !strings.Contains(out, "copied") && !strings.Contains(out, "already present") {
+		t.Errorf("apply output lacks the image mirroring:\n%s", out)
+	}
+	cs := kubernetes.NewForConfigOrDie(f.RESTConfig(t, "north"))
+	ctx := context.Background()
+	mesDep, err := cs.AppsV1().Deployments("mes").Get(ctx, "mes-deployment", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mesDep.Spec.Template.Spec.Containers[0].Image
+	if want := f.Registries.Mirrors["north"] + "/fleet/fleet/mes-system:v1.2@sha256:"; !strings.HasPrefix(img, want) {
+		t.Fatalf("mes-deployment on north runs %s, want %s...", img, want)
+	}
+
 	out, msg, code = runApplyOrDiff(t, "diff", base...)
 	if code != 0 {
 		t.Fatalf("diff after apply: exit %d (%s), want 0 (no drift)\n%s", code, msg, out)
 	}
 
 	// Another field manager scales mes on north: drift, with a diff naming the field.
-	cs := kubernetes.NewForConfigOrDie(f.RESTConfig(t, "north"))
-	ctx := context.Background()
 	if _, err := cs.AppsV1().Deployments("mes").Patch(ctx, "mes-deployment", types.MergePatchType,
 		[]byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{FieldManager: "someone-else"}); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,10 @@ func runRolloutStatus(ctx context.Context, o rolloutStatusOptions, w io.Writer) 
 		return &exitError{code: 1, err: err}
 	}
 	defer closeRepo()
-	rec := o.conn.reconciler()
+	rec, err := o.conn.reconciler()
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	desired, err := rec.Desired(ctx, repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}

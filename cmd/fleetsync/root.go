@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 		newApplyCmd(),
 		newDiffCmd(),
 		newRolloutCmd(),
+		newMirrorCmd(),
 	)
 	return root
 }

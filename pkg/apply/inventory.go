@@ -43,6 +43,12 @@ type Inventory struct {
 	// Holds are revisions that failed here and were rolled back: a rollout
 	// does not apply them again (see pkg/rollout).
 	Holds []Hold `json:"holds,omitempty"`
+	// Images pins each image reference of the applied revision (as written in
+	// the repo) to the digest it was mirrored with; SourceDigest is the digest
+	// of the desired set before the references were rewritten. A rollout of the
+	// same output reuses these pins on every cluster (one digest per rollout).
+	Images       map[string]string `json:"images,omitempty"`
+	SourceDigest string            `json:"sourceDigest,omitempty"`
 }
 
 // Hold is a revision of the app that failed on this cluster and was rolled back.
@@ -58,6 +64,8 @@ type HistoryEntry struct {
 	Revision string    `json:"revision"`
 	Digest   string    `json:"digest"`
 	Time     time.Time `json:"time"`
+	// Images are the image pins of that revision (for a rollback to it).
+	Images map[string]string `json:"images,omitempty"`
 }
 
 // LastHealthy returns the newest healthy revision other than skip, if any (the
@@ -168,6 +176,12 @@ func decodeInventory(data map[string]string) (*Inventory, error) {
 			return nil, fmt.Errorf("key holds: %w", err)
 		}
 	}
+	if s := data["images"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &inv.Images); err != nil {
+			return nil, fmt.Errorf("key images: %w", err)
+		}
+	}
+	inv.SourceDigest = data["sourceDigest"]
 	return inv, nil
 }
 
@@ -212,6 +226,16 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 			return nil, err
 		}
 		data["holds"] = string(b) + "\n"
+	}
+	if len(inv.Images) > 0 {
+		b, err := json.MarshalIndent(inv.Images, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		data["images"] = string(b) + "\n"
+	}
+	if inv.SourceDigest != "" {
+		data["sourceDigest"] = inv.SourceDigest
 	}
 	return data, nil
 }
@@ -273,6 +297,9 @@ func (m *Manager) RecordHealthy(ctx context.Context, app, revision, digest strin
 		return nil // already the newest: no write
 	}
 	hist := []HistoryEntry{{Revision: revision, Digest: digest, Time: time.Now().UTC().Truncate(time.Second)}}
+	if inv.Digest == digest {
+		hist[0].Images = inv.Images
+	}
 	for _, h := range inv.History {
 		if h.Revision == revision && h.Digest == digest {
 			continue

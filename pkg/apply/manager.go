@@ -136,7 +136,8 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet}
+	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet,
+		Images: req.Images, SourceDigest: req.SourceDigest}
 	newInv.AppliedAt = time.Now().UTC().Truncate(time.Second)
 	if inv != nil {
 		newInv.History, newInv.Holds = inv.History, inv.Holds

@@ -136,6 +136,9 @@ type Request struct {
 	// Progress, when set, receives each object's change as soon as it is known,
 	// one call at a time.
 	Progress func(Change)
+	// Images and SourceDigest are recorded in the inventory (see Inventory).
+	Images       map[string]string
+	SourceDigest string
 }
 
 // DefaultTimeout bounds Wait when Request.Timeout is zero.

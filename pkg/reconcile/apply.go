@@ -35,6 +35,8 @@ type Result struct {
 	Pairs    []PairOutcome `json:"pairs"`
 	// Rollouts has each app's rollout as it ended (not in a dry run).
 	Rollouts []AppRollout `json:"rollouts,omitempty"`
+	// Mirror has the image copies made before applying (with mirroring on).
+	Mirror *MirrorResult `json:"mirror,omitempty"`
 }
 
 // OK reports whether every pair applied without error (and, unless DryRun, is healthy).
@@ -74,6 +76,9 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 	if o.DryRun {
 		res.Pairs = r.dryRun(ctx, d, o, connErr)
 	} else {
+		if d.syncer != nil {
+			res.Mirror = r.Mirror(ctx, d, o.Mirrored)
+		}
 		res.Pairs, res.Rollouts = r.rollouts(ctx, d, o)
 		for _, p := range res.Pairs {
 			var ce *ClusterError
@@ -104,18 +109,17 @@ func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, c
 	}
 	r.forEachCluster(ctx, names, func(ctx context.Context, name string) {
 		m, err := r.pool.Get(ctx, name)
-		incomplete := d.incomplete(name)
 		var local []PairOutcome
 		var reqs []apply.AppRequest
 		for i, ar := range d.apps(name) {
 			p := PairOutcome{Cluster: name, App: ar.App, Wave: waveOf(d.Repo, ar.App, name)}
 			switch {
 			case ar.Err != nil:
-				p.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): render failed: %w", ar.Err)
+				p.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): %w", ar.Err)
 			case err != nil:
 				p.Err = fmt.Errorf("%s/%s: not applied: %w", name, ar.App, err)
 			default:
-				reqs = append(reqs, Request(d.Repo, &d.apps(name)[i], incomplete, o))
+				reqs = append(reqs, d.request(name, &d.apps(name)[i], o))
 				continue
 			}
 			local = append(local, p)

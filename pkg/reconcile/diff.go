@@ -97,7 +97,7 @@ func (r *Reconciler) diffCluster(ctx context.Context, d *Desired, name string, o
 		case connErr != nil:
 			p.Err = connErr
 		default:
-			req := Request(d.Repo, ar, incomplete, o.RequestOptions).Request
+			req := d.request(name, ar, o.RequestOptions).Request
 			mode := v1alpha1.DriftReport
 			if app := d.Repo.App(ar.App); o.Correct && app != nil {
 				mode = app.Spec.Drift

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/imagesync"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
@@ -21,6 +22,9 @@ type Options struct {
 	PollInterval time.Duration
 	// AppConcurrency bounds the apps applied at once on one cluster (default 4).
 	AppConcurrency int
+	// Images switches image mirroring on (nil: references are applied as
+	// written).
+	Images *ImageOptions
 }
 
 // Reconciler drives the stages for a fleet. It keeps the render cache and the
@@ -68,6 +72,9 @@ type Desired struct {
 
 	revMu    sync.Mutex
 	revCache map[string]*fleet.Repo
+
+	syncer *imagesync.Syncer      // nil without mirroring
+	images map[string]*pairImages // cluster/app -> its image pins
 }
 
 // incomplete reports whether any pair of the cluster failed to render.
@@ -129,6 +136,7 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 		}
 	})
 	d.Rendered = r.renderer.Render(ctx, repo, render.Selection{Clusters: clusters, KubeVersions: versions})
+	r.pinImages(ctx, d)
 	return d, nil
 }
 

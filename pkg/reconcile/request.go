@@ -28,6 +28,8 @@ type RequestOptions struct {
 	// Events receives each step of each app's rollout (Apply only), one call
 	// at a time.
 	Events func(RolloutEvent)
+	// Mirrored receives each image copy of Apply's mirroring, one at a time.
+	Mirrored func(MirrorEvent)
 }
 
 // Request builds the apply request of one (cluster, app) pair. It is the only

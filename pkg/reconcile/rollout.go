@@ -8,8 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/imagesync"
 	"github.com/fleetsync/fleetsync/pkg/render"
 	"github.com/fleetsync/fleetsync/pkg/rollout"
 	"github.com/fleetsync/fleetsync/pkg/source"
@@ -172,7 +175,7 @@ func (r *Reconciler) newAppRun(d *Desired, app string, o RequestOptions) *appRun
 					a.digests[cr.Cluster] = apply.Digest(ar.Objects)
 				} else {
 					a.digests[cr.Cluster] = "render-failed"
-					a.problems[cr.Cluster] = fmt.Errorf("render failed: %w", ar.Err)
+					a.problems[cr.Cluster] = ar.Err
 				}
 			}
 		}
@@ -430,7 +433,7 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 	a.mu.Lock()
 	a.synced[c] = true
 	a.mu.Unlock()
-	req := Request(a.d.Repo, a.pairs[c], a.d.incomplete(c), a.o)
+	req := a.d.request(c, a.pairs[c], a.o)
 	if err := a.waitDependencies(ctx, m, c, req.DependsOn, req.Timeout); err != nil {
 		a.setProblem(c, err)
 		return
@@ -545,7 +548,17 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 		if ar.Err != nil {
 			return fmt.Errorf("roll back to %s: %w", short(rb.To.Revision), ar.Err)
 		}
-		req := Request(old, ar, false, a.o)
+		objs := ar.Objects
+		var pi *pairImages
+		if mirror, ok := mirrored(old, c, a.app); ok && a.d.syncer != nil {
+			if objs, pi, err = a.rewriteRollback(ctx, m, c, mirror, rb, ar); err != nil {
+				return err
+			}
+		}
+		req := Request(old, &render.AppResult{App: a.app, Objects: objs}, false, a.o)
+		if pi != nil {
+			req.Images, req.SourceDigest = pi.pins, pi.sourceDigest
+		}
 		req.Wait = false
 		release := a.r.slot(ctx, c)
 		cs, err := m.Apply(ctx, req.Request)
@@ -577,6 +590,30 @@ func (r *Reconciler) slot(ctx context.Context, clusterName string) func() {
 	case <-ctx.Done():
 		return func() {}
 	}
+}
+
+// rewriteRollback pins the images of a rolled-back revision as that revision
+// ran (the pins its history entry recorded; its copies are in the mirror).
+func (a *appRun) rewriteRollback(ctx context.Context, m *apply.Manager, c, mirror string, rb rollout.RollBack, ar *render.AppResult) ([]*unstructured.Unstructured, *pairImages, error) {
+	uses, err := imagesync.Collect(ar.Objects, a.r.podSpecPaths())
+	if err != nil {
+		return nil, nil, fmt.Errorf("roll back to %s: image sync: %w", short(rb.To.Revision), err)
+	}
+	pins := map[string]string{}
+	if inv, err := m.Inventory(ctx, a.app); err == nil && inv != nil {
+		for _, h := range inv.History {
+			if h.Digest == rb.To.Digest {
+				pins = h.Images
+				break
+			}
+		}
+	}
+	pi := &pairImages{mirror: mirror, uses: uses, sourceDigest: apply.Digest(ar.Objects)}
+	objs, err := rewrite(ctx, a.d.syncer, c, a.app, ar.Objects, pi, pins)
+	if err != nil {
+		return nil, nil, fmt.Errorf("roll back to %s: %w", short(rb.To.Revision), err)
+	}
+	return objs, pi, nil
 }
 
 // revision loads (once per call) the repo at another commit.
@@ -618,7 +655,7 @@ func (a *appRun) outcomes(p rollout.Plan, ctxErr error) []PairOutcome {
 		}
 		a.mu.Unlock()
 		if ar := a.pairs[c]; ar != nil && ar.Err != nil {
-			po.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): render failed: %w", ar.Err)
+			po.Err = fmt.Errorf("not applied (and nothing pruned on this cluster): %w", ar.Err)
 			out = append(out, po)
 			continue
 		}
