@@ -206,6 +206,8 @@ func (a *appRun) observe(ctx context.Context, c string, now time.Time) rollout.F
 	a.mu.Unlock()
 	if problem != nil {
 		f.Reachable, f.Problem = false, apply.Brief(problem)
+		var ce *ClusterError
+		f.Blocked = !errors.As(problem, &ce)
 		return f
 	}
 	m, err := a.r.pool.Get(ctx, c)
@@ -676,7 +678,7 @@ func (a *appRun) outcomes(p rollout.Plan, ctxErr error) []PairOutcome {
 				e.Reason, e.Kind = "rolled back ("+st.Reason+"): "+p.Reason, apply.ErrUnhealthy
 			case rollout.StateHeld, rollout.StatePending:
 				e.Reason = fmt.Sprintf("not applied: rollout %s at wave %d: %s", p.Phase, p.Wave+1, p.Reason)
-			case rollout.StateUnreachable:
+			case rollout.StateUnreachable, rollout.StateBlocked:
 				e.Reason, e.Err = "not applied", problem
 				if problem == nil || apply.KindOf(problem) == apply.ErrTransient {
 					e.Kind = apply.ErrTransient

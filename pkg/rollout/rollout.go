@@ -103,9 +103,11 @@ type Hold struct {
 // Facts is what is observed on one cluster for the app.
 type Facts struct {
 	Cluster string
-	// Reachable is false when the cluster cannot take part now (it does not
-	// answer, or its render failed); Problem says why.
+	// Reachable is false when the cluster cannot take part now; Problem says
+	// why, and Blocked is set when the cluster answers but the app cannot go
+	// there (its render or image sync failed, a dependency is not healthy).
 	Reachable bool
+	Blocked   bool
 	Problem   string
 	// Applied is the revision in the app's inventory ("" when never applied);
 	// AppliedAt is when that digest was first applied there.
@@ -157,6 +159,7 @@ const (
 	StateHealthy     State = "Healthy"     // healthy on the target for the soak time
 	StateFailed      State = "Failed"      // on the target, Failed or past the deadline
 	StateUnreachable State = "Unreachable"
+	StateBlocked     State = "Blocked"    // the cluster answers, the app cannot go there (Facts.Blocked)
 	StateRolledBack  State = "RolledBack" // back on its last healthy revision after the target failed
 	StateHeld        State = "Held"       // never got the target: the rollout was halted before
 )
@@ -231,7 +234,7 @@ func Decide(in Input) Plan {
 				d.recheck(d.deadline(c))
 			case StateSoaking:
 				d.recheck(d.in.Facts[c].HealthySince.Add(w.SoakTime))
-			case StateFailed, StateUnreachable:
+			case StateFailed, StateUnreachable, StateBlocked:
 				failed = append(failed, c)
 			}
 		}
@@ -294,6 +297,8 @@ func (d *decider) state(c string, wave int, w Wave) ClusterStatus {
 	st := ClusterStatus{Cluster: c, Wave: wave}
 	onTarget := f.Applied.Digest != "" && f.Applied.Digest == d.in.Digests[c]
 	switch {
+	case !f.Reachable && f.Blocked:
+		st.State, st.Reason = StateBlocked, f.Problem
 	case !f.Reachable:
 		st.State, st.Reason = StateUnreachable, "cluster unreachable"
 		if f.Problem != "" {

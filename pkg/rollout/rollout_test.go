@@ -231,6 +231,14 @@ func TestDecide(t *testing.T) {
 			Input{Strategy: Strategy{Waves: []Wave{{Clusters: []string{"north"}}, {Clusters: []string{"north", "south"}}}, HealthTimeout: time.Minute},
 				Target: newRev, Digests: digests(newDig, "north", "south"), Facts: facts(at("north"), at("south"))},
 			want{phase: PhaseProgressing, wave: 0, apply: []string{"north"}}},
+		{"a cluster where the app cannot go (render or image sync failed) blocks a canary wave",
+			Input{Strategy: canary(Wave{}), Target: newRev, Digests: all4,
+				Facts: facts(func() Facts {
+					f := at("north")
+					f.Reachable, f.Blocked, f.Problem = false, true, "image sync: not found"
+					return f
+				}(), at("south"), at("east"), at("west"))},
+			want{phase: PhaseHalted, reason: "north: image sync: not found", states: "north=Blocked east=Pending south=Pending west=Pending"}},
 		{"no health timeout: never fails by time",
 			Input{Strategy: func() Strategy { s := canary(Wave{}); s.HealthTimeout = 0; return s }(), Target: newRev, Digests: all4,
 				Facts: facts(on("north", Progressing, 48*time.Hour, 0), at("south"), at("east"), at("west"))},
