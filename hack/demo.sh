@@ -18,10 +18,12 @@ step "validate: strict decoding, references and a render of every (cluster, app)
 
 step "render: per-cluster manifests into $OUT/rendered/<cluster>/<app>.yaml"
 rm -rf "$OUT/rendered"
-"$FLEETSYNC" render --repo "$REPO" --out "$OUT/rendered"
+"$FLEETSYNC" render --repo "$REPO" --out "$OUT/rendered" "${REG[@]}"
 find "$OUT/rendered" -name '*.yaml' | sort | sed 's/^/  /'
 echo "storage classes per cluster (logical 'fast' mapped):"
 grep -H 'storageClassName' "$OUT"/rendered/*/mes.yaml | sed 's/^/  /'
+echo "images pinned into each cluster's mirror:"
+grep -H 'image:' "$OUT"/rendered/*/mes.yaml | sed 's/^/  /'
 
 step "plan: what a pull request that scales mes to 7 replicas and sets order-service's log level does, per cluster"
 work=$(mktemp -d)
@@ -35,7 +37,7 @@ cp -r "$REPO" "$work/repo"
   sed -i 's/logLevel: info/logLevel: warn/' apps/order-service/values-prod.yaml
   git -c user.name=demo -c user.email=demo@fleetsync.invalid commit -qam "mes: 7 replicas; order-service: warn"
 )
-"$FLEETSYNC" plan --repo "$work/repo" --base HEAD~1 --head HEAD -o markdown | head -60
+"$FLEETSYNC" plan --repo "$work/repo" --base HEAD~1 --head HEAD -o markdown "${REG[@]}" | head -60
 
 step "apply: images mirrored into each cluster's registry and pinned by digest; each app rolled out wave by wave with health gates"
 "$FLEETSYNC" apply --repo "$REPO" --kubeconfig-dir "$FLEET_DIR" "${REG[@]}"

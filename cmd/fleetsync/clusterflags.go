@@ -1,13 +1,10 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/cluster"
-	"github.com/fleetsync/fleetsync/pkg/imagesync"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
@@ -24,10 +21,8 @@ type clusterFlags struct {
 	concurrency   int
 	maxParallel   int
 	takeOver      []string
-	// image mirroring
-	imageMirror      bool
-	registryConfig   string
-	insecureRegistry []string
+	imageMirror   bool
+	images        imageFlags
 }
 
 // BindFlags adds the cluster connection flags.
@@ -41,8 +36,7 @@ func (f *clusterFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.concurrency, "apply-concurrency", apply.DefaultOptions().Concurrency, "objects of one stage applied at once per cluster (within --kube-qps)")
 	fs.IntVar(&f.maxParallel, "max-parallel-clusters", 16, "clusters worked on at once")
 	fs.BoolVar(&f.imageMirror, "image-mirror", true, "mirror the images of apps with imageMirror: true into each cluster's spec.registry and pin them by digest (false: apply references as written)")
-	fs.StringVar(&f.registryConfig, "registry-config", "", "Docker config file with registry credentials (default $DOCKER_CONFIG/config.json, ~/.docker/config.json)")
-	fs.StringArrayVar(&f.insecureRegistry, "insecure-registry", nil, "registry host[:port] that may be used over plain HTTP or unverified TLS (repeatable; mirrors say so in their Cluster's spec.registry.insecure)")
+	f.images.BindFlags(fs)
 	fs.StringSliceVar(&f.takeOver, "take-over-field-managers", apply.DefaultTakeOver,
 		"field managers of imperative changes (kubectl edit, patch, scale, ...) whose fields fleetsync takes over, so that apply undoes them; empty for none")
 }
@@ -66,14 +60,11 @@ func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
 	pool := reconcile.NewPool(reconcile.DialWith(f.connectOptions(), mo), reconcile.PoolOptions{})
 	opts := reconcile.Options{MaxParallelClusters: f.maxParallel}
 	if f.imageMirror {
-		opts.Images = &reconcile.ImageOptions{InsecureRegistries: f.insecureRegistry}
-		if f.registryConfig != "" {
-			kc, err := imagesync.KeychainFromFile(f.registryConfig)
-			if err != nil {
-				return nil, fmt.Errorf("--registry-config: %w", err)
-			}
-			opts.Images.Keychain = kc
+		io, err := f.images.options()
+		if err != nil {
+			return nil, err
 		}
+		opts.Images = io
 	}
 	return reconcile.New(pool, render.New(render.Options{}), opts), nil
 }

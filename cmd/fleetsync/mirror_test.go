@@ -128,3 +128,18 @@ func TestMirrorBadImages(t *testing.T) {
 		t.Fatalf("mirror without --insecure-registry: exit %d\n%s", code, out)
 	}
 }
+
+// render shows the references apply will use (mirror, tag, digest); with
+// --offline it leaves them as written and says so.
+func TestRenderRewritesMirroredImages(t *testing.T) {
+	f := testfleet.Get(t)
+	args := []string{"--repo", renderExample, "--cluster", "north", "--app", "mes"}
+	out, _, code := execute(t, newRenderCmd(), append(args, "--insecure-registry", f.Registries.Source)...)
+	if want := "image: " + f.Registries.Mirrors["north"] + "/fleet/fleet/mes-system:v1.2@sha256:"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("render: exit %d, want %q\n%s", code, want, out)
+	}
+	out, stderr, code := execute(t, newRenderCmd(), append(args, "--offline")...)
+	if code != 0 || !strings.Contains(out, "image: 127.0.0.1:5000/fleet/mes-system:v1.2\n") || !strings.Contains(stderr, "--offline") {
+		t.Fatalf("render --offline: exit %d\n%s\n%s", code, out, stderr)
+	}
+}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/plan"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
@@ -19,6 +22,8 @@ type planFlags struct {
 	exitCode         bool
 	allowRemoteBases bool
 	kubeVersion      string
+	offline          bool
+	images           imageFlags
 	source           sourceFlags
 }
 
@@ -31,6 +36,8 @@ func (f *planFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.exitCode, "exit-code", false, "exit with status 2 when anything changes (0 no change, 1 error)")
 	fs.BoolVar(&f.allowRemoteBases, "allow-remote-bases", false, "allow remote (URL) resources in kustomizations")
 	fs.StringVar(&f.kubeVersion, "kube-version", render.DefaultKubeVersion, "Kubernetes version Helm renders with when a cluster's is unknown")
+	fs.BoolVar(&f.offline, "offline", false, "do not resolve images: references of mirrored apps stay as written (no registry is contacted)")
+	f.images.BindFlags(fs)
 	f.source.BindAccessFlags(fs)
 }
 
@@ -74,7 +81,17 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 	}
 	defer src.Close()
 	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion})
-	p, err := plan.FromRefs(ctx, src, f.base, f.head, r)
+	var imgErr error
+	note := cmd.ErrOrStderr()
+	p, err := plan.FromRefs(ctx, src, f.base, f.head, r, plan.WithPostRender(func(ctx context.Context, repo *fleet.Repo, res *render.Result) {
+		if e := rewriteImages(ctx, note, f.offline, &f.images, repo, res); e != nil {
+			imgErr = e
+		}
+		note = io.Discard // the --offline note once, not per side
+	}))
+	if err == nil {
+		err = imgErr
+	}
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

@@ -23,6 +23,9 @@ func planRepo(t *testing.T) (dir, example, scaled, broken string) {
 // stderr with the error main would print) and the exit status main would use.
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	if len(args) > 0 && args[0] == "plan" {
+		args = append([]string{"plan", "--offline"}, args[1:]...)
+	}
 	out, errOut, code := execute(t, newRootCmd(), args...)
 	return out + errOut, code
 }
@@ -83,7 +86,7 @@ func TestPlanCommand(t *testing.T) {
 
 func TestPlanCommandJSON(t *testing.T) {
 	dir, example, scaled, _ := planRepo(t)
-	out, status := runCLI(t, "plan", "--repo", dir, "--base", example, "--head", scaled, "-o", "json")
+	out, _, status := execute(t, newRootCmd(), "plan", "--offline", "--repo", dir, "--base", example, "--head", scaled, "-o", "json")
 	if status != 0 {
 		t.Fatalf("exit status %d:\n%s", status, out)
 	}

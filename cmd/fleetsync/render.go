@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
@@ -24,6 +27,8 @@ type renderFlags struct {
 	output           string
 	allowRemoteBases bool
 	kubeVersion      string
+	offline          bool
+	images           imageFlags
 }
 
 func (f *renderFlags) BindFlags(fs *pflag.FlagSet) {
@@ -35,6 +40,8 @@ func (f *renderFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.output, "output", "o", "yaml", "output format: yaml or json")
 	fs.BoolVar(&f.allowRemoteBases, "allow-remote-bases", false, "allow remote (URL) resources in kustomizations")
 	fs.StringVar(&f.kubeVersion, "kube-version", render.DefaultKubeVersion, "Kubernetes version Helm renders with when a cluster's is unknown")
+	fs.BoolVar(&f.offline, "offline", false, "do not resolve images: references of mirrored apps stay as written (no registry is contacted)")
+	f.images.BindFlags(fs)
 }
 
 func newRenderCmd() *cobra.Command {
@@ -69,6 +76,9 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 	defer closeRepo()
 	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion})
 	res := r.Render(ctx, repo, render.Selection{Clusters: f.clusters, Apps: f.apps})
+	if err := rewriteImages(ctx, cmd.ErrOrStderr(), f.offline, &f.images, repo, res); err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	if f.out != "" {
 		err = writeRenderDir(f.out, f.output, res)
 	} else {
@@ -172,5 +182,21 @@ func writeRenderStream(w io.Writer, format string, res *render.Result) error {
 			}
 		}
 	}
+	return nil
+}
+
+// rewriteImages pins the images of mirrored apps and rewrites their references
+// as apply would (resolved at the source), or, with --offline, says that they
+// are left as written.
+func rewriteImages(ctx context.Context, stderr io.Writer, offline bool, f *imageFlags, repo *fleet.Repo, res *render.Result) error {
+	if offline {
+		fmt.Fprintln(stderr, "--offline: image references of mirrored apps are as written (not resolved to digests, not rewritten to the mirrors)")
+		return nil
+	}
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	reconcile.RewriteImages(ctx, repo, res, *opts)
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 // runRenderCmd runs `fleetsync render ARGS` and returns stdout, stderr and the exit status.
 func runRenderCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	return execute(t, newRenderCmd(), args...)
+	return execute(t, newRenderCmd(), append([]string{"--offline"}, args...)...)
 }
 
 var renderExample = filepath.Join("..", "..", "examples", "fleet-repo")

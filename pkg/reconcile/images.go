@@ -97,25 +97,45 @@ func (r *Reconciler) pinImages(ctx context.Context, d *Desired) {
 		return
 	}
 	d.syncer = r.newSyncer(d.Repo)
-	d.images = map[string]*pairImages{}
-	byApp := map[string][]*render.AppResult{}
-	clusterOf := map[*render.AppResult]string{}
-	for ci := range d.Rendered.Clusters {
-		cr := &d.Rendered.Clusters[ci]
+	d.images = rewriteAll(ctx, d.syncer, d.Repo, d.Rendered, r.podSpecPaths(), d.Unreachable,
+		func(app string, pairs map[string]*pairImages) map[string]string {
+			return r.recordedPins(ctx, d, app, pairs)
+		})
+}
+
+// RewriteImages resolves the images of the mirrored pairs of a render at
+// their sources and rewrites their references, without looking at any
+// cluster (for render and plan). A pair whose images cannot be resolved gets
+// an error.
+func RewriteImages(ctx context.Context, repo *fleet.Repo, res *render.Result, o ImageOptions) {
+	r := &Reconciler{opts: Options{Images: &o}}
+	rewriteAll(ctx, r.newSyncer(repo), repo, res, r.podSpecPaths(), nil, nil)
+}
+
+// rewriteAll pins and rewrites every mirrored pair of res (pins from
+// recorded first, when given, else resolved) and returns each pair's pins.
+func rewriteAll(ctx context.Context, s *imagesync.Syncer, repo *fleet.Repo, res *render.Result, paths imagesync.PodSpecPaths,
+	skip map[string]error, recorded func(app string, pairs map[string]*pairImages) map[string]string) map[string]*pairImages {
+	images := map[string]*pairImages{}
+	byApp := map[string]map[string]*render.AppResult{} // app -> cluster -> pair
+	for ci := range res.Clusters {
+		cr := &res.Clusters[ci]
 		for ai := range cr.Apps {
 			ar := &cr.Apps[ai]
-			mirror, ok := mirrored(d.Repo, cr.Cluster, ar.App)
-			if !ok || ar.Err != nil || d.Unreachable[cr.Cluster] != nil {
+			mirror, ok := mirrored(repo, cr.Cluster, ar.App)
+			if !ok || ar.Err != nil || skip[cr.Cluster] != nil {
 				continue // an unreachable cluster fails with its own error
 			}
-			uses, err := imagesync.Collect(ar.Objects, r.podSpecPaths())
+			uses, err := imagesync.Collect(ar.Objects, paths)
 			if err != nil {
 				ar.Objects, ar.Err = nil, fmt.Errorf("%s/%s: image sync: %w", cr.Cluster, ar.App, err)
 				continue
 			}
-			d.images[pairKey(cr.Cluster, ar.App)] = &pairImages{mirror: mirror, uses: uses, sourceDigest: apply.Digest(ar.Objects)}
-			byApp[ar.App] = append(byApp[ar.App], ar)
-			clusterOf[ar] = cr.Cluster
+			images[pairKey(cr.Cluster, ar.App)] = &pairImages{mirror: mirror, uses: uses, sourceDigest: apply.Digest(ar.Objects)}
+			if byApp[ar.App] == nil {
+				byApp[ar.App] = map[string]*render.AppResult{}
+			}
+			byApp[ar.App][cr.Cluster] = ar
 		}
 	}
 	apps := make([]string, 0, len(byApp))
@@ -124,40 +144,44 @@ func (r *Reconciler) pinImages(ctx context.Context, d *Desired) {
 	}
 	sort.Strings(apps)
 	for _, app := range apps {
-		pins := r.recordedPins(ctx, d, app, byApp[app], clusterOf)
-		for _, ar := range byApp[app] {
-			c := clusterOf[ar]
-			pi := d.images[pairKey(c, app)]
-			objs, err := rewrite(ctx, d.syncer, c, app, ar.Objects, pi, pins)
+		var pins map[string]string
+		if recorded != nil {
+			pairs := map[string]*pairImages{}
+			for c := range byApp[app] {
+				pairs[c] = images[pairKey(c, app)]
+			}
+			pins = recorded(app, pairs)
+		}
+		for c, ar := range byApp[app] {
+			pi := images[pairKey(c, app)]
+			objs, err := rewrite(ctx, s, c, app, ar.Objects, pi, pins)
 			if err != nil {
 				ar.Objects, ar.Err = nil, err
-				delete(d.images, pairKey(c, app))
+				delete(images, pairKey(c, app))
 				continue
 			}
 			ar.Objects = objs
 		}
 	}
+	return images
 }
 
 // recordedPins are the image pins of the app's inventories on clusters that
 // run the same output (before rewrite) as this run wants there.
-func (r *Reconciler) recordedPins(ctx context.Context, d *Desired, app string, pairs []*render.AppResult, clusterOf map[*render.AppResult]string) map[string]string {
+func (r *Reconciler) recordedPins(ctx context.Context, d *Desired, app string, pairs map[string]*pairImages) map[string]string {
 	pins := map[string]string{}
 	var mu sync.Mutex
-	var names []string
-	for _, ar := range pairs {
-		names = append(names, clusterOf[ar])
+	names := make([]string, 0, len(pairs))
+	for c := range pairs {
+		names = append(names, c)
 	}
 	r.forEachCluster(ctx, names, func(ctx context.Context, c string) {
-		if d.Unreachable[c] != nil {
-			return
-		}
 		m, err := r.pool.Get(ctx, c)
 		if err != nil {
 			return
 		}
 		inv, err := m.Inventory(ctx, app)
-		if err != nil || inv == nil || inv.SourceDigest == "" || inv.SourceDigest != d.images[pairKey(c, app)].sourceDigest {
+		if err != nil || inv == nil || inv.SourceDigest == "" || inv.SourceDigest != pairs[c].sourceDigest {
 			return
 		}
 		mu.Lock()
