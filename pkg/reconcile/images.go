@@ -99,7 +99,7 @@ func (r *Reconciler) pinImages(ctx context.Context, d *Desired) {
 	d.syncer = r.newSyncer(d.Repo)
 	d.images = rewriteAll(ctx, d.syncer, d.Repo, d.Rendered, r.podSpecPaths(), d.Unreachable,
 		func(app string, pairs map[string]*pairImages) map[string]string {
-			return r.recordedPins(ctx, d, app, pairs)
+			return r.recordedPins(ctx, app, pairs)
 		})
 }
 
@@ -168,7 +168,7 @@ func rewriteAll(ctx context.Context, s *imagesync.Syncer, repo *fleet.Repo, res 
 
 // recordedPins are the image pins of the app's inventories on clusters that
 // run the same output (before rewrite) as this run wants there.
-func (r *Reconciler) recordedPins(ctx context.Context, d *Desired, app string, pairs map[string]*pairImages) map[string]string {
+func (r *Reconciler) recordedPins(ctx context.Context, app string, pairs map[string]*pairImages) map[string]string {
 	pins := map[string]string{}
 	var mu sync.Mutex
 	names := make([]string, 0, len(pairs))
