@@ -204,11 +204,14 @@ func namespacePrefix(testName string) string {
 }
 
 // Kubectl returns the path of the fleet's kubectl (built with the fleet).
-func (f *Fleet) Kubectl(t testing.TB) string {
+func (f *Fleet) Kubectl(t testing.TB) string { return f.Binary(t, fleet.BinKubectl) }
+
+// Binary returns the path of one of the fleet's binaries (fleet.BinRegistry, ...).
+func (f *Fleet) Binary(t testing.TB, name string) string {
 	t.Helper()
 	lf, err := fleet.Load(f.Dir)
 	if err != nil {
 		t.Fatalf("testfleet: %v", err)
 	}
-	return filepath.Join(lf.BinDir, fleet.BinKubectl)
+	return filepath.Join(lf.BinDir, name)
 }
