@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"sort"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
@@ -67,10 +72,17 @@ func runMirror(ctx context.Context, o mirrorCmdOptions, w io.Writer) error {
 		return &exitError{code: 1, err: err}
 	}
 	var progress func(reconcile.MirrorEvent)
-	if o.output == "table" {
+	bar := newMirrorBar(w)
+	switch {
+	case o.output == "table" && bar != nil:
+		progress = bar.update
+	case o.output == "table":
 		progress = func(e reconcile.MirrorEvent) { printMirrorEvent(w, e) }
 	}
 	res := rec.Mirror(ctx, desired, progress)
+	if bar != nil {
+		bar.finish()
+	}
 	// Images that could not even be resolved failed before any copy.
 	var resolveErrs []string
 	for _, cr := range desired.Rendered.Clusters {
@@ -125,3 +137,40 @@ func printMirrorTable(w io.Writer, res *reconcile.MirrorResult, verbose bool) {
 		}
 	}
 }
+
+// mirrorBar is one line, redrawn, on a terminal: images done per cluster and
+// the bytes sent; failures are printed as they come.
+type mirrorBar struct {
+	w       io.Writer
+	order   []string
+	done    map[string]int
+	total   map[string]int
+	sent    int64
+	started time.Time
+}
+
+func newMirrorBar(w io.Writer) *mirrorBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) { //nolint:gosec // a file descriptor fits an int
+		return nil
+	}
+	return &mirrorBar{w: w, done: map[string]int{}, total: map[string]int{}, started: time.Now()}
+}
+
+func (b *mirrorBar) update(e reconcile.MirrorEvent) {
+	if _, ok := b.total[e.Cluster]; !ok {
+		b.order = append(b.order, e.Cluster)
+		sort.Strings(b.order)
+	}
+	b.done[e.Cluster], b.total[e.Cluster], b.sent = e.Done, e.Total, e.BytesSent
+	if e.Err != nil {
+		fmt.Fprintf(b.w, "\r\033[K%s: %s: %s\n", e.Cluster, e.Result.Image, oneLine(apply.Brief(e.Err)))
+	}
+	var parts []string
+	for _, c := range b.order {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", c, b.done[c], b.total[c]))
+	}
+	fmt.Fprintf(b.w, "\r\033[Kmirroring images: %s | %.1f MiB sent | %s", strings.Join(parts, "  "), float64(b.sent)/(1<<20), time.Since(b.started).Truncate(100*time.Millisecond))
+}
+
+func (b *mirrorBar) finish() { fmt.Fprintln(b.w) }

@@ -266,8 +266,10 @@ type MirrorEvent struct {
 	Cluster string
 	Result  imagesync.CopyResult
 	Err     error
-	// Done and Total count this cluster's images.
+	// Done and Total count this cluster's images; BytesSent is the run's
+	// upload so far (every cluster).
 	Done, Total int
+	BytesSent   int64
 }
 
 // Mirror copies the pinned images of every mirrored pair to its cluster's
@@ -319,7 +321,7 @@ func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(Mirro
 				if progress != nil {
 					pmu.Lock()
 					done++
-					progress(MirrorEvent{Cluster: c, Result: results[i], Err: errs[i], Done: done, Total: len(imgs)})
+					progress(MirrorEvent{Cluster: c, Result: results[i], Err: errs[i], Done: done, Total: len(imgs), BytesSent: d.syncer.Stats().BytesSent})
 					pmu.Unlock()
 				}
 			}()
