@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -163,5 +164,20 @@ func TestTLSUnlessInsecure(t *testing.T) {
 	ref, _ := push(t, f.Registries.Source, "tls", false)
 	if _, err := syncer().Resolve(ctx(t), ref); err == nil {
 		t.Fatal("a plain-HTTP registry was used without insecure")
+	}
+}
+
+// A source registry that is down: a clear error naming the image.
+func TestSourceRegistryDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	_ = l.Close()
+	image := down + "/fleet/app:v1"
+	_, err = syncer(down).Resolve(ctx(t), image)
+	if err == nil || !strings.Contains(err.Error(), "image "+image+": resolve at the source") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v", err)
 	}
 }
