@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 )
@@ -302,9 +303,18 @@ func TestInventoryAppliedAtAndHolds(t *testing.T) {
 	if err != nil || !inv.AppliedAt.Equal(inv1.AppliedAt) || len(inv.Holds) != 1 || inv.Holds[0] != hold {
 		t.Fatalf("same digest re-applied: %+v %v", inv, err)
 	}
+	// A corrected drift is a new apply: its health deadline starts again.
+	if _, err := e.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace(e.ns).Patch(ctxT(t), "a",
+		types.MergePatchType, []byte(`{"data":{"v":"by hand"}}`), metav1.PatchOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, e, apply.Request{App: "a", Revision: "r1b", Objects: v1})
+	if inv, err = e.m.Inventory(ctxT(t), "a"); err != nil || !inv.AppliedAt.After(inv1.AppliedAt) {
+		t.Fatalf("after correcting a drift: appliedAt %v, first %v (%v)", inv.AppliedAt, inv1.AppliedAt, err)
+	}
 	mustApply(t, e, apply.Request{App: "a", Revision: "r2", Objects: v2})
 	inv, err = e.m.Inventory(ctxT(t), "a")
-	if err != nil || !inv.AppliedAt.After(inv1.AppliedAt) || len(inv.Holds) != 1 {
+	if err != nil || inv.AppliedAt.Before(inv1.AppliedAt) || len(inv.Holds) != 1 || inv.Digest == inv1.Digest {
 		t.Fatalf("a new digest: %+v %v", inv, err)
 	}
 	obs, err := e.m.Observe(ctxT(t), "a")

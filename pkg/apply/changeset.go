@@ -103,6 +103,17 @@ func (cs *ChangeSet) Counts() map[Action]int {
 	return m
 }
 
+// wrote reports whether any object was created, configured, recreated or pruned.
+func (cs *ChangeSet) wrote() bool {
+	for _, c := range cs.Changes {
+		switch c.Action {
+		case Created, Configured, Recreated, Pruned:
+			return !c.DryRun
+		}
+	}
+	return false
+}
+
 // Err joins the errors of failed objects (nil when none failed).
 func (cs *ChangeSet) Err() error {
 	var errs []error

@@ -138,10 +138,13 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	}
 	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet,
 		Images: req.Images, SourceDigest: req.SourceDigest}
+	// AppliedAt starts a health deadline: it moves when the digest changes or
+	// when this apply changed the cluster (a corrected drift is a new apply);
+	// a no-op re-apply keeps it.
 	newInv.AppliedAt = time.Now().UTC().Truncate(time.Second)
 	if inv != nil {
 		newInv.History, newInv.Holds = inv.History, inv.Holds
-		if inv.Digest == newInv.Digest && !inv.AppliedAt.IsZero() {
+		if inv.Digest == newInv.Digest && !inv.AppliedAt.IsZero() && !r.cs.wrote() {
 			newInv.AppliedAt = inv.AppliedAt
 		}
 	}
