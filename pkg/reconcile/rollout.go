@@ -343,6 +343,9 @@ func (a *appRun) report(p rollout.Plan, events func(RolloutEvent)) {
 		return
 	}
 	msg := p.Reason
+	if msg == "" && p.Phase == rollout.PhaseDone {
+		msg = "healthy on " + short(revisionOf(a.d.Repo)) + " on every cluster"
+	}
 	if len(p.Apply) > 0 {
 		msg = fmt.Sprintf("wave %d: applying %s on %v", p.Wave+1, short(revisionOf(a.d.Repo)), p.Apply)
 	}
