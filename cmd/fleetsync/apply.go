@@ -66,20 +66,11 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
-	repo, revisions, closeRepo, err := o.source.loadWithHistory(ctx, o.repo)
+	rec, desired, closeRun, err := clusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer closeRepo()
-	rec, err := o.conn.reconciler()
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	desired, err := rec.Desired(ctx, repo, o.clusters)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	desired.Revisions = revisions
+	defer closeRun()
 	opts := reconcile.RequestOptions{DryRun: o.dryRun, AllowMassPrune: o.allowMassPrune, Timeout: o.timeout, TimeoutOverrides: o.timeoutSet}
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {

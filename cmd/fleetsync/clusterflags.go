@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/pflag"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
@@ -67,4 +69,25 @@ func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
 		opts.Images = io
 	}
 	return reconcile.New(pool, render.New(render.Options{}), opts), nil
+}
+
+// clusterRun is what the verbs that talk to clusters share: the reconcile
+// layer over the connection flags and the desired state of --repo for the
+// selected clusters (with the repo's history for rollbacks when it has one).
+// Call the returned close when done.
+func clusterRun(ctx context.Context, src *sourceFlags, conn *clusterFlags, repoArg string, clusters []string) (*reconcile.Reconciler, *reconcile.Desired, func(), error) {
+	repo, revisions, closeRepo, err := src.loadWithHistory(ctx, repoArg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rec, err := conn.reconciler()
+	if err == nil {
+		var d *reconcile.Desired
+		if d, err = rec.Desired(ctx, repo, clusters); err == nil {
+			d.Revisions = revisions
+			return rec, d, closeRepo, nil
+		}
+	}
+	closeRepo()
+	return nil, nil, nil, err
 }

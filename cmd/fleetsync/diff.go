@@ -55,19 +55,11 @@ func runDiff(ctx context.Context, o diffCmdOptions, w io.Writer) error {
 	if o.output != "text" && o.output != "json" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %s: want text or json", o.output)}
 	}
-	repo, closeRepo, err := o.source.load(ctx, o.repo)
+	rec, desired, closeRun, err := clusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	defer closeRepo()
-	rec, err := o.conn.reconciler()
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	desired, err := rec.Desired(ctx, repo, o.clusters)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
+	defer closeRun()
 	res := rec.Diff(ctx, desired, reconcile.DiffOptions{RequestOptions: reconcile.RequestOptions{AllowMassPrune: o.allowMassPrune}})
 	if o.output == "json" {
 		if err := printData(w, "json", res); err != nil {

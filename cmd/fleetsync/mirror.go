@@ -58,19 +58,11 @@ func runMirror(ctx context.Context, o mirrorCmdOptions, w io.Writer) error {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table or json", o.output)}
 	}
 	o.conn.imageMirror = true
-	repo, closeRepo, err := o.source.load(ctx, o.repo)
+	rec, desired, closeRun, err := clusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer closeRepo()
-	rec, err := o.conn.reconciler()
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	desired, err := rec.Desired(ctx, repo, o.clusters)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
+	defer closeRun()
 	var progress func(reconcile.MirrorEvent)
 	bar := newMirrorBar(w)
 	switch {

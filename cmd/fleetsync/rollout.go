@@ -61,19 +61,11 @@ func runRolloutStatus(ctx context.Context, o rolloutStatusOptions, w io.Writer) 
 	if o.output != "table" && o.output != "json" && o.output != "yaml" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table, json or yaml", o.output)}
 	}
-	repo, closeRepo, err := o.source.load(ctx, o.repo)
+	rec, desired, closeRun, err := clusterRun(ctx, &o.source, &o.conn, o.repo, o.clusters)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer closeRepo()
-	rec, err := o.conn.reconciler()
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
-	desired, err := rec.Desired(ctx, repo, o.clusters)
-	if err != nil {
-		return &exitError{code: 1, err: err}
-	}
+	defer closeRun()
 	rolls, err := rec.RolloutStatus(ctx, desired, o.apps)
 	if err != nil {
 		return &exitError{code: 1, err: err}
