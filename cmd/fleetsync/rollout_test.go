@@ -185,7 +185,7 @@ func TestRolloutSlowAppDoesNotHoldBackOthers(t *testing.T) {
 	t.Parallel()
 	f := testfleet.Get(t)
 	r := newRolloutRepo(t)
-	slow := r.app(t, "slow", "  targets: {clusterSelector: {matchLabels: {region: north}}}\n  rollout: {healthTimeout: 20s}\n", "localfleet.fleetsync.dev/never-ready: \"true\"")
+	slow := r.app(t, "slow", "  targets: {clusterSelector: {matchLabels: {region: north}}}\n  rollout: {healthTimeout: 45s}\n", "localfleet.fleetsync.dev/never-ready: \"true\"")
 	quick := r.app(t, "quick", `  targets: {clusterSelector: {matchLabels: {env: prod}}}
   rollout:
     waves:
