@@ -154,8 +154,13 @@ type ClusterSpec struct {
 	// Values are free-form; merged into Helm values under the key "cluster".
 	Values Values `json:"values,omitempty"`
 	// KubernetesVersion is the cluster's version when known ahead of time, e.g.
-	// "v1.37.2"; Helm renders .Capabilities with it.
+	// "v1.37.2" (or "1.37.2"); Helm renders .Capabilities with it. Live
+	// discovery wins when the cluster is connected.
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// APIVersions are extra API versions ("group/version", or
+	// "group/version/Kind") for Helm's .Capabilities.APIVersions when rendering
+	// offline (render, plan); connected commands discover them from the cluster.
+	APIVersions []string `json:"apiVersions,omitempty"`
 	// NodePools are the cluster's scalable node pools, named by ScalePolicy.nodePool.
 	NodePools []NodePool `json:"nodePools,omitempty"`
 }

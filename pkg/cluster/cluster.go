@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -182,6 +184,38 @@ func (c *Cluster) ServerVersion(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("cluster %s: version: %w", c.Name, err)
 	}
 	return v.GitVersion, nil
+}
+
+// APIVersions returns what the cluster serves, as Helm's
+// .Capabilities.APIVersions lists it: every "group/version" and
+// "group/version/Kind" (core: "v1", "v1/Pod"), sorted. Groups that fail to
+// answer (an aggregated API that is down) are left out.
+func (c *Cluster) APIVersions(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	_, lists, err := c.Discovery.ServerGroupsAndResources()
+	if err != nil && len(lists) == 0 {
+		return nil, fmt.Errorf("cluster %s: discovery: %w", c.Name, err)
+	}
+	seen := map[string]bool{}
+	for _, l := range lists {
+		if l == nil {
+			continue
+		}
+		seen[l.GroupVersion] = true
+		for _, r := range l.APIResources {
+			if r.Kind != "" && !strings.Contains(r.Name, "/") {
+				seen[l.GroupVersion+"/"+r.Kind] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func findConfig(ctx context.Context, name string, opts ConnectOptions) (*rest.Config, string, error) {

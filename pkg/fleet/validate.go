@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,13 +128,16 @@ func (c checker) duration(field string, d *v1alpha1.Duration) {
 	}
 }
 
-// kubernetesVersion checks an optional "vX.Y.Z" version.
+// apiVersionRE matches "v1", "group/version" and "group/version/Kind".
+var apiVersionRE = regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?(/[A-Z][A-Za-z0-9]*)?$`)
+
+// kubernetesVersion checks an optional "vX.Y.Z" version (the "v" may be left out).
 func (c checker) kubernetesVersion(field, v string) {
 	if v == "" {
 		return
 	}
-	if _, err := version.ParseSemantic(v); err != nil || !strings.HasPrefix(v, "v") {
-		c.add(field, "%q is not a Kubernetes version: want vMAJOR.MINOR.PATCH such as v1.37.2", v)
+	if _, err := version.ParseSemantic(strings.TrimPrefix(v, "v")); err != nil || strings.Count(v, ".") != 2 {
+		c.add(field, "%q is not a Kubernetes version: want MAJOR.MINOR.PATCH such as v1.37.2 or 1.37.2", v)
 	}
 }
 
@@ -171,6 +175,11 @@ func (l *loader) validateCluster(cl *v1alpha1.Cluster) {
 		}
 	}
 	c.kubernetesVersion("spec.kubernetesVersion", s.KubernetesVersion)
+	for i, v := range s.APIVersions {
+		if !apiVersionRE.MatchString(v) {
+			c.add(fmt.Sprintf("spec.apiVersions[%d]", i), "%q is not an API version: want group/version or group/version/Kind, e.g. monitoring.coreos.com/v1", v)
+		}
+	}
 	pools := map[string]int{}
 	for i, np := range s.NodePools {
 		field := fmt.Sprintf("spec.nodePools[%d]", i)

@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/cluster"
 	"github.com/fleetsync/fleetsync/pkg/drift"
+	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/render"
 	"github.com/fleetsync/fleetsync/pkg/rollout"
@@ -399,5 +403,56 @@ func copyConn(dst, src net.Conn) (int64, error) {
 		if err != nil {
 			return n, err
 		}
+	}
+}
+
+// Helm renders with what the connected cluster serves: an API that only a
+// CRD on the cluster provides is in .Capabilities.APIVersions (offline it is not).
+func TestDesiredUsesLiveAPIVersions(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"clusters/north.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: north, labels: {env: prod}}\n",
+		"apps/caps/app.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: caps}\nspec:\n  namespace: " + e.ns +
+			"\n  source: {helm: {chart: ./chart}}\n  targets: {clusterSelector: {matchLabels: {env: prod}}}\n",
+		"apps/caps/chart/Chart.yaml":          "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+		"apps/caps/chart/templates/caps.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caps}\ndata:\n  machineDeployments: {{ .Capabilities.APIVersions.Has \"cluster.x-k8s.io/v1beta1/MachineDeployment\" | quote }}\n",
+	}
+	for p, body := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo, err := fleet.Load(ctxT(t), os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(res *render.Result) string {
+		p := res.Get("north", "caps")
+		if p == nil || p.Err != nil {
+			t.Fatalf("north/caps: %+v", p)
+		}
+		for _, o := range p.Objects {
+			if o.GetKind() == "ConfigMap" {
+				v, _, _ := unstructured.NestedString(o.Object, "data", "machineDeployments")
+				return v
+			}
+		}
+		t.Fatalf("north/caps: no ConfigMap in %d objects", len(p.Objects))
+		return ""
+	}
+	d, err := e.rec.Desired(ctxT(t), repo, []string{"north"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value(d.Rendered); got != "true" {
+		t.Fatalf("connected render: machineDeployments = %q, want true", got)
+	}
+	if got := value(render.New(render.Options{}).Render(ctxT(t), repo, render.Selection{})); got != "false" {
+		t.Fatalf("offline render: machineDeployments = %q, want false", got)
 	}
 }

@@ -103,7 +103,8 @@ func (d *Desired) apps(cluster string) []render.AppResult {
 }
 
 // Desired renders the repo for the selected clusters (all when none are
-// named), each with the Kubernetes version it reports when reachable. Unknown
+// named), each with the Kubernetes version and API versions it serves when
+// reachable (Helm's .Capabilities). Unknown
 // cluster names are an error; nothing else is.
 func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []string) (*Desired, error) {
 	var errs []error
@@ -122,9 +123,14 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 		}
 	}
 	versions := map[string]string{}
+	apis := map[string][]string{}
 	var mu sync.Mutex
 	r.forEachCluster(ctx, d.Clusters, func(ctx context.Context, name string) {
-		_, err := r.pool.Get(ctx, name)
+		m, err := r.pool.Get(ctx, name)
+		var served []string
+		if err == nil {
+			served, err = m.Cluster().APIVersions(ctx)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -134,8 +140,9 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 		if v := r.pool.Version(name); v != "" {
 			versions[name] = v
 		}
+		apis[name] = served
 	})
-	d.Rendered = r.renderer.Render(ctx, repo, render.Selection{Clusters: clusters, KubeVersions: versions})
+	d.Rendered = r.renderer.Render(ctx, repo, render.Selection{Clusters: clusters, KubeVersions: versions, APIVersions: apis})
 	r.pinImages(ctx, d)
 	return d, nil
 }

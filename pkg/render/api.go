@@ -80,6 +80,9 @@ type Selection struct {
 	// KubeVersions are this call's live cluster versions (e.g. just
 	// discovered); they win over Options.KubeVersions and the repo's.
 	KubeVersions map[string]string
+	// APIVersions are this call's live API versions per cluster (discovered);
+	// when a cluster has them, they replace its spec.apiVersions.
+	APIVersions map[string][]string
 }
 
 // Result is the rendered fleet.
@@ -140,7 +143,7 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		}
 		snap = &snapshot{}
 	}
-	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}, kubeVersions: sel.KubeVersions}
+	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}, kubeVersions: sel.KubeVersions, apiVersions: sel.APIVersions}
 	res.Clusters = mergeBad(run.renderAll(ctx, jobs), bad)
 	res.Stats = run.stats(len(jobs))
 	return res

@@ -23,8 +23,9 @@ type renderRun struct {
 	match    *matcher
 	snap     *snapshot
 	charts   chartFetches
-	// kubeVersions are the Selection's live versions.
+	// kubeVersions and apiVersions are the Selection's live facts.
 	kubeVersions map[string]string
+	apiVersions  map[string][]string
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -314,7 +315,14 @@ func (run *renderRun) kube(c *v1alpha1.Cluster) kubeInfo {
 	if v := run.kubeVersions[name]; v != "" {
 		k.Version = v
 	}
-	k.APIVersions = sortedCopy(run.r.opts.APIVersions[name])
+	if k.Version != "" && !strings.HasPrefix(k.Version, "v") {
+		k.Version = "v" + k.Version // written without the "v" in the repo
+	}
+	apis := append(append([]string(nil), run.r.opts.APIVersions[name]...), c.Spec.APIVersions...)
+	if live, ok := run.apiVersions[name]; ok {
+		apis = append(append([]string(nil), run.r.opts.APIVersions[name]...), live...)
+	}
+	k.APIVersions = sortedCopy(apis)
 	return k
 }
 

@@ -401,3 +401,35 @@ func TestWarmRenderMatchesFresh(t *testing.T) {
 		}
 	}
 }
+
+// A cluster's spec.apiVersions and a kubernetesVersion written without "v"
+// reach .Capabilities offline; a call's live API versions replace them.
+func TestCapabilitiesFromClusterSpec(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/golden/helm/repo", dir)
+	beta := filepath.Join(dir, "clusters", "beta.yaml")
+	b, err := os.ReadFile(beta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(beta, append(b, "  kubernetesVersion: 1.36.4\n  apiVersions: [monitoring.coreos.com/v1]\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := loadRepo(t, dir)
+	for _, tc := range []struct {
+		sel  Selection
+		want [2]string
+	}{
+		{Selection{}, [2]string{"v1.36.4", "true"}},
+		{Selection{APIVersions: map[string][]string{"beta": {"apps/v1"}}}, [2]string{"v1.36.4", "false"}},
+	} {
+		p := New(Options{}).Render(context.Background(), repo, tc.sel).Get("beta", "shop")
+		if p == nil || p.Err != nil {
+			t.Fatalf("beta: %+v", p)
+		}
+		cm := findObject(t, p, "ConfigMap", "shop-release-values")
+		if got := [2]string{str(cm, "data", "kubeVersion"), str(cm, "data", "monitoring")}; got != tc.want {
+			t.Errorf("%+v: kubeVersion, monitoring = %v, want %v", tc.sel, got, tc.want)
+		}
+	}
+}
