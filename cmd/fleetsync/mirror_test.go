@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 )
@@ -63,15 +60,6 @@ spec:
 	return r, app
 }
 
-func deployedImage(t *testing.T, f *testfleet.Fleet, clusterName, ns string) string {
-	t.Helper()
-	d, err := kubernetes.NewForConfigOrDie(f.RESTConfig(t, clusterName)).AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.Spec.Template.Spec.Containers[0].Image
-}
-
 // One digest per rollout: a tag moved at the source after the canary got the
 // image does not give the next wave other bits.
 func TestMirrorOneDigestPerRollout(t *testing.T) {
@@ -86,7 +74,7 @@ func TestMirrorOneDigestPerRollout(t *testing.T) {
 	if out, msg, code := runApplyOrDiff(t, "apply", args...); code != 0 {
 		t.Fatalf("apply on north: exit %d (%s)\n%s", code, msg, out)
 	}
-	if got, want := deployedImage(t, f, "north", app), f.Registries.Mirrors["north"]+"/m/test/pinned-"+r0.suffix+":v1@"+first; got != want {
+	if got, want := deployment(t, f, "north", app).Spec.Template.Spec.Containers[0].Image, f.Registries.Mirrors["north"]+"/m/test/pinned-"+r0.suffix+":v1@"+first; got != want {
 		t.Fatalf("north runs %s, want %s", got, want)
 	}
 	moved := pushRandom(t, image) // the tag moves at the source
@@ -97,7 +85,7 @@ func TestMirrorOneDigestPerRollout(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apply everywhere: exit %d (%s)\n%s", code, msg, out)
 	}
-	if got := deployedImage(t, f, "south", app); !strings.HasSuffix(got, "@"+first) {
+	if got := deployment(t, f, "south", app).Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(got, "@"+first) {
 		t.Fatalf("south runs %s: the rollout must keep the digest the canary got (%s), not the moved tag's", got, first)
 	}
 

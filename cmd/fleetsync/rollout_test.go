@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -99,13 +100,14 @@ func inventory(t *testing.T, f *testfleet.Fleet, clusterName, app string) *apply
 	return inv
 }
 
-func podAnnotations(t *testing.T, f *testfleet.Fleet, clusterName, ns string) map[string]string {
+// deployment reads the app's Deployment "web" on a cluster of the shared fleet.
+func deployment(t *testing.T, f *testfleet.Fleet, clusterName, ns string) *appsv1.Deployment {
 	t.Helper()
 	d, err := kubernetes.NewForConfigOrDie(f.RESTConfig(t, clusterName)).AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.Spec.Template.Annotations
+	return d
 }
 
 const canarySpec = `  targets: {clusterSelector: {matchLabels: {env: prod}}}
@@ -143,7 +145,7 @@ func TestRolloutCanaryFailsAndRollsBack(t *testing.T) {
 	if inv.Revision != good || len(inv.Holds) != 1 || inv.Holds[0].Revision != bad {
 		t.Fatalf("north after the rollback: revision %s, holds %+v; want %s with %s held", inv.Revision, inv.Holds, good, bad)
 	}
-	if _, ok := podAnnotations(t, f, "north", app)["localfleet.fleetsync.dev/never-ready"]; ok {
+	if _, ok := deployment(t, f, "north", app).Spec.Template.Annotations["localfleet.fleetsync.dev/never-ready"]; ok {
 		t.Fatal("north still runs the bad release")
 	}
 	for _, c := range []string{"south", "east"} {

@@ -175,20 +175,8 @@ func overlay(dst, src map[string]any) {
 				continue
 			}
 		}
-		dst[k] = runtimeCopy(v)
+		dst[k] = canonical(v) // a deep copy, numbers as JSON has them
 	}
-}
-
-func runtimeCopy(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	if json.Unmarshal(b, &out) != nil {
-		return v
-	}
-	return out
 }
 
 // removeFieldSet deletes from obj every member of the set (fields, list items),

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/fleetsync/fleetsync/internal/keyedsem"
 )
 
 // Options configure a Syncer.
@@ -46,7 +48,7 @@ type Syncer struct {
 
 	mu       sync.Mutex
 	resolved map[string]string
-	sems     map[string]chan struct{}
+	sems     *keyedsem.Sem // copies at once per registry
 	flights  map[string]*flight
 }
 
@@ -84,7 +86,7 @@ func New(opts Options) *Syncer {
 		rt: &retryTransport{base: opts.Transport, insecure: opts.Insecure, insecureBase: insecureBase,
 			attempts: opts.Attempts, backoff: 500 * time.Millisecond, maxWait: opts.MaxWait},
 		resolved: map[string]string{},
-		sems:     map[string]chan struct{}{},
+		sems:     keyedsem.New(opts.PerRegistry),
 		flights:  map[string]*flight{},
 	}
 }
@@ -246,7 +248,7 @@ func (s *Syncer) copy(ctx context.Context, image, digest, target string, res Cop
 	if err != nil {
 		return res, err
 	}
-	release, err := s.acquire(ctx, dst.repo.RegistryStr())
+	release, err := s.sems.Acquire(ctx, dst.repo.RegistryStr())
 	if err != nil {
 		return res, err
 	}
@@ -319,22 +321,6 @@ func (s *Syncer) tagIfNeeded(dst parsed, dstDigest name.Digest, opts []remote.Op
 		return describe(err)
 	}
 	return describe(remote.Tag(tag, desc, opts...))
-}
-
-func (s *Syncer) acquire(ctx context.Context, registry string) (func(), error) {
-	s.mu.Lock()
-	sem, ok := s.sems[registry]
-	if !ok {
-		sem = make(chan struct{}, s.opts.PerRegistry)
-		s.sems[registry] = sem
-	}
-	s.mu.Unlock()
-	select {
-	case sem <- struct{}{}:
-		return func() { <-sem }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // Stats are the requests made and the bytes sent to registries so far.

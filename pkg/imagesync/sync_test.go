@@ -138,14 +138,14 @@ func TestThrottledRegistryIsRetried(t *testing.T) {
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	viaProxy := strings.Replace(ref, f.Registries.Source, host, 1)
-	s := syncer(host)
-	start := time.Now()
+	// How long it waits is TestRetryDelay's; here: it retries and gets through.
+	s := imagesync.New(imagesync.Options{Insecure: map[string]bool{host: true}, MaxWait: 10 * time.Millisecond})
 	got, err := s.Resolve(ctx(t), viaProxy)
 	if err != nil || got != want {
 		t.Fatalf("Resolve through a throttling registry: %s, %v", got, err)
 	}
-	if n.Load() < 3 || time.Since(start) < time.Second {
-		t.Fatalf("the 429s were not waited for: %d requests in %s", n.Load(), time.Since(start))
+	if n.Load() < 3 {
+		t.Fatalf("the 429s were not retried: %d requests", n.Load())
 	}
 }
 

@@ -44,15 +44,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil && req.GetBody == nil {
 			return resp, nil // the body cannot be sent again
 		}
-		d := wait
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if n, err := strconv.Atoi(s); err == nil {
-				d = time.Duration(n) * time.Second
-			} else if at, err := http.ParseTime(s); err == nil {
-				d = time.Until(at)
-			}
-		}
-		d = max(0, min(d, t.maxWait))
+		d := retryDelay(resp.Header.Get("Retry-After"), wait, t.maxWait, time.Now())
 		_ = resp.Body.Close()
 		select {
 		case <-req.Context().Done():
@@ -69,4 +61,19 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		wait = min(2*wait, t.maxWait)
 	}
+}
+
+// retryDelay is how long to wait before retrying a throttled request: what
+// Retry-After says (seconds or an HTTP date), else fallback; never more than
+// maxWait, never negative.
+func retryDelay(retryAfter string, fallback, maxWait time.Duration, now time.Time) time.Duration {
+	d := fallback
+	if retryAfter != "" {
+		if n, err := strconv.Atoi(retryAfter); err == nil {
+			d = time.Duration(n) * time.Second
+		} else if at, err := http.ParseTime(retryAfter); err == nil {
+			d = at.Sub(now)
+		}
+	}
+	return max(0, min(d, maxWait))
 }

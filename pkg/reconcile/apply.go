@@ -62,16 +62,7 @@ func (r *Result) OK() bool {
 func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *Result {
 	res := &Result{Revision: d.Rendered.Revision, DryRun: o.DryRun}
 	var mu sync.Mutex
-	for _, f := range []*func(apply.Change){&o.Progress} {
-		if *f != nil {
-			inner := *f
-			*f = func(c apply.Change) { mu.Lock(); defer mu.Unlock(); inner(c) }
-		}
-	}
-	if o.Events != nil {
-		inner := o.Events
-		o.Events = func(e RolloutEvent) { mu.Lock(); defer mu.Unlock(); inner(e) }
-	}
+	o.Progress, o.Events, o.Mirrored = serialized(&mu, o.Progress), serialized(&mu, o.Events), serialized(&mu, o.Mirrored)
 	connErr := map[string]error{}
 	if o.DryRun {
 		res.Pairs = r.dryRun(ctx, d, o, connErr)
@@ -111,7 +102,8 @@ func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, c
 		m, err := r.pool.Get(ctx, name)
 		var local []PairOutcome
 		var reqs []apply.AppRequest
-		for i, ar := range d.apps(name) {
+		apps := d.apps(name)
+		for i, ar := range apps {
 			p := PairOutcome{Cluster: name, App: ar.App, Wave: waveOf(d.Repo, ar.App, name)}
 			switch {
 			case ar.Err != nil:
@@ -119,7 +111,7 @@ func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, c
 			case err != nil:
 				p.Err = fmt.Errorf("%s/%s: not applied: %w", name, ar.App, err)
 			default:
-				reqs = append(reqs, d.request(name, &d.apps(name)[i], o))
+				reqs = append(reqs, d.request(name, &apps[i], o))
 				continue
 			}
 			local = append(local, p)
@@ -137,4 +129,16 @@ func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, c
 		out = append(out, local...)
 	})
 	return out
+}
+
+// serialized makes f (when set) run one call at a time under mu.
+func serialized[T any](mu *sync.Mutex, f func(T)) func(T) {
+	if f == nil {
+		return nil
+	}
+	return func(v T) {
+		mu.Lock()
+		defer mu.Unlock()
+		f(v)
+	}
 }

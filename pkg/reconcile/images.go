@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -59,21 +60,12 @@ func (r *Reconciler) newSyncer(repo *fleet.Repo) *imagesync.Syncer {
 	}
 	for _, c := range repo.Clusters {
 		if c.Spec.Registry != nil && c.Spec.Registry.Insecure {
-			if host, _, ok := cutHost(c.Spec.Registry.Mirror); ok {
+			if host, _, ok := strings.Cut(c.Spec.Registry.Mirror, "/"); ok {
 				insecure[host] = true
 			}
 		}
 	}
 	return imagesync.New(imagesync.Options{Keychain: r.opts.Images.Keychain, Insecure: insecure})
-}
-
-func cutHost(mirror string) (string, string, bool) {
-	for i := range len(mirror) {
-		if mirror[i] == '/' {
-			return mirror[:i], mirror[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 func (r *Reconciler) podSpecPaths() imagesync.PodSpecPaths {
@@ -284,7 +276,7 @@ func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(Mirro
 	byCluster := map[string]*MirrorCluster{}
 	want := map[string]map[string]string{} // cluster -> image -> digest
 	for key, pi := range d.images {
-		c, app, _ := cutHost(key)
+		c, app, _ := strings.Cut(key, "/")
 		mc := byCluster[c]
 		if mc == nil {
 			mc = &MirrorCluster{Cluster: c, Mirror: pi.mirror, errs: map[string]error{}, apps: map[string][]string{}}

@@ -83,11 +83,13 @@ type ClusterError struct {
 	Err      error
 }
 
+// Error is the cause's message (cluster.Connect and the probe name the
+// cluster already), with the attempts made.
 func (e *ClusterError) Error() string {
 	if e.Attempts > 1 {
-		return fmt.Sprintf("cluster %s: not reachable after %d attempts: %v", e.Cluster, e.Attempts, e.Err)
+		return fmt.Sprintf("%v (not reachable after %d attempts)", e.Err, e.Attempts)
 	}
-	return fmt.Sprintf("cluster %s: %v", e.Cluster, e.Err)
+	return e.Err.Error()
 }
 
 func (e *ClusterError) Unwrap() error { return e.Err }
@@ -138,7 +140,7 @@ func (p *Pool) Get(ctx context.Context, name string) (*apply.Manager, error) {
 func (p *Pool) connect(ctx context.Context, name string) (*apply.Manager, string, error) {
 	m, err := p.dial(ctx, name)
 	if err != nil {
-		return nil, "", &ClusterError{Cluster: name, Attempts: 1, Err: stripClusterPrefix(name, err)}
+		return nil, "", &ClusterError{Cluster: name, Attempts: 1, Err: err}
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.opts.ProbeTimeout)
 	defer cancel()
@@ -148,23 +150,6 @@ func (p *Pool) connect(ctx context.Context, name string) (*apply.Manager, string
 	}
 	return m, v, nil
 }
-
-// stripClusterPrefix avoids "cluster north: cluster north: ..." in messages.
-func stripClusterPrefix(name string, err error) error {
-	prefix := "cluster " + name + ": "
-	if msg := err.Error(); len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
-		return &prefixless{msg: msg[len(prefix):], err: err}
-	}
-	return err
-}
-
-type prefixless struct {
-	msg string
-	err error
-}
-
-func (e *prefixless) Error() string { return e.msg }
-func (e *prefixless) Unwrap() error { return e.err }
 
 // Version is the Kubernetes version the cluster reported when it was connected
 // ("" when it is not connected).

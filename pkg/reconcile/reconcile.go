@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetsync/fleetsync/internal/keyedsem"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/imagesync"
 	"github.com/fleetsync/fleetsync/pkg/render"
@@ -35,8 +36,7 @@ type Reconciler struct {
 	renderer *render.Renderer
 	opts     Options
 
-	slotsMu sync.Mutex
-	slots   map[string]chan struct{} // per cluster: apply slots (AppConcurrency)
+	slots *keyedsem.Sem // per cluster: apply slots (AppConcurrency)
 }
 
 // New returns a Reconciler over a connection pool and a renderer.
@@ -50,7 +50,7 @@ func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 	if opts.AppConcurrency <= 0 {
 		opts.AppConcurrency = 4
 	}
-	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: map[string]chan struct{}{}}
+	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: keyedsem.New(opts.AppConcurrency)}
 }
 
 // Pool returns the Reconciler's cluster connections.

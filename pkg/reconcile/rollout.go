@@ -582,19 +582,11 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 // slot waits for one of the cluster's AppConcurrency apply slots (apps of
 // one cluster are applied concurrently, bounded) and returns its release.
 func (r *Reconciler) slot(ctx context.Context, clusterName string) func() {
-	r.slotsMu.Lock()
-	ch, ok := r.slots[clusterName]
-	if !ok {
-		ch = make(chan struct{}, r.opts.AppConcurrency)
-		r.slots[clusterName] = ch
+	release, err := r.slots.Acquire(ctx, clusterName)
+	if err != nil {
+		return func() {} // ctx ended: the apply that follows fails with it
 	}
-	r.slotsMu.Unlock()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }
-	case <-ctx.Done():
-		return func() {}
-	}
+	return release
 }
 
 // rewriteRollback pins the images of a rolled-back revision as that revision
