@@ -46,17 +46,7 @@ func mirrorRepo(t *testing.T, f *testfleet.Fleet, image string, waves bool) (*ro
 	if waves {
 		spec += "  rollout:\n    waves: [{clusterSelector: {matchLabels: {region: north}}}, {clusterSelector: {}}]\n"
 	}
-	app := r.app(t, "mirrored", spec, "")
-	r.write(t, "apps/"+app+"/base/deployment.yaml", fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: %q}]}
-`, image))
+	app := r.appWithImage(t, "mirrored", spec, "", image)
 	return r, app
 }
 

@@ -58,6 +58,12 @@ func (r *rolloutRepo) write(t *testing.T, rel, body string) {
 // template (the local fleet's never-ready annotation makes it fail).
 func (r *rolloutRepo) app(t *testing.T, name, spec, podAnnotations string) string {
 	t.Helper()
+	return r.appWithImage(t, name, spec, podAnnotations, "example.invalid/web:1")
+}
+
+// appWithImage is app with the Deployment's image.
+func (r *rolloutRepo) appWithImage(t *testing.T, name, spec, podAnnotations, image string) string {
+	t.Helper()
 	full := name + "-" + r.suffix
 	r.write(t, "apps/"+full+"/app.yaml", fmt.Sprintf("apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: %s}\nspec:\n  namespace: %s\n  source: {kustomize: {path: base}}\n  prune: true\n%s", full, full, spec))
 	r.write(t, "apps/"+full+"/base/kustomization.yaml", "resources: [deployment.yaml]\n")
@@ -71,8 +77,8 @@ spec:
     metadata:
       labels: {app: web}
       annotations: {%s}
-    spec: {containers: [{name: web, image: example.invalid/web:1}]}
-`, podAnnotations))
+    spec: {containers: [{name: web, image: %q}]}
+`, podAnnotations, image))
 	return full
 }
 
