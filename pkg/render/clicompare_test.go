@@ -135,7 +135,7 @@ func TestCLICompareHelm(t *testing.T) {
 			}
 			chartDir := filepath.Join(tc.repo, spec.AppDir, app.Spec.Source.Helm.Chart)
 			cmd := exec.Command(helm, "template", spec.Release, chartDir, "--namespace", spec.Namespace,
-				"--include-crds", "--no-hooks", "--kube-version", spec.Kube.Version, "--values", vf)
+				"--include-crds", "--skip-tests", "--kube-version", spec.Kube.Version, "--values", vf)
 			cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 			want, err := cmd.Output()
 			if err != nil {

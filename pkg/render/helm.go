@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/ignore"
+	"helm.sh/helm/v3/pkg/release"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
@@ -183,7 +184,10 @@ func copyValue(v any) any {
 }
 
 // helmTemplate renders a chart client-only, like `helm template
-// --include-crds --no-hooks`, and returns the manifest stream.
+// --include-crds --skip-tests`, and returns the manifest stream: the
+// release's objects, then its hooks (test hooks left out: they never run).
+// Hooks keep their helm.sh/hook annotations; pkg/apply runs them in their
+// phases (see docs/render.md).
 func helmTemplate(ctx context.Context, ch *chart.Chart, release, namespace string, vals map[string]any, kube kubeInfo) (manifest string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -197,7 +201,6 @@ func helmTemplate(ctx context.Context, ch *chart.Chart, release, namespace strin
 	inst.DryRunOption = "client"
 	inst.Replace = true
 	inst.IncludeCRDs = true
-	inst.DisableHooks = true
 	inst.ReleaseName = release
 	inst.Namespace = namespace
 	if kube.Version != "" {
@@ -215,7 +218,28 @@ func helmTemplate(ctx context.Context, ch *chart.Chart, release, namespace strin
 	if rel == nil {
 		return "", errors.New("helm template: no release")
 	}
-	return rel.Manifest, nil
+	var b strings.Builder
+	b.WriteString(rel.Manifest)
+	for _, h := range rel.Hooks {
+		if isTestHook(h) {
+			continue
+		}
+		b.WriteString("\n---\n# Source: ")
+		b.WriteString(h.Path)
+		b.WriteString("\n")
+		b.WriteString(h.Manifest)
+	}
+	return b.String(), nil
+}
+
+// isTestHook reports whether a hook runs only on `helm test`.
+func isTestHook(h *release.Hook) bool {
+	for _, e := range h.Events {
+		if e == release.HookTest {
+			return true
+		}
+	}
+	return false
 }
 
 // sortedCopy returns a sorted copy of a string list.
