@@ -32,6 +32,9 @@ const (
 	AnnotationPrune = "fleetsync.dev/prune"
 	// AnnotationRecreate set to "enabled" allows delete-and-recreate on immutable field changes.
 	AnnotationRecreate = "fleetsync.dev/recreate"
+	// AnnotationSubstitute set to "disabled" exempts an object from a
+	// Kustomize app's ${cluster.*} substitution.
+	AnnotationSubstitute = "fleetsync.dev/substitute"
 )
 
 // TypeMeta is the apiVersion and kind of a fleet repo object.
@@ -151,7 +154,8 @@ type ClusterSpec struct {
 	Storage *StorageSpec `json:"storage,omitempty"`
 	// Registry is the image mirroring target for this cluster.
 	Registry *RegistrySpec `json:"registry,omitempty"`
-	// Values are free-form; merged into Helm values under the key "cluster".
+	// Values are free-form facts about the cluster; apps reference them
+	// explicitly as ${cluster.values.<path>} (nothing is injected into charts).
 	Values Values `json:"values,omitempty"`
 	// KubernetesVersion is the cluster's version when known ahead of time, e.g.
 	// "v1.37.2" (or "1.37.2"); Helm renders .Capabilities with it. Live
@@ -248,15 +252,28 @@ type AppSource struct {
 
 // KustomizeSource is a kustomization directory.
 type KustomizeSource struct {
-	// Path is relative to the app's folder and must stay inside the repo.
+	// Path is relative to the app's folder and must stay inside the repo. A
+	// folder without a kustomization file is a folder of plain manifests:
+	// every .yaml, .yml and .json file in it is a resource.
 	Path string `json:"path"`
+	// Recurse includes the manifests of subfolders too, for a folder of plain
+	// manifests (a folder with a kustomization file is built as it says).
+	Recurse bool `json:"recurse,omitempty"`
+	// Substitute replaces ${cluster.*} references in the built objects' string
+	// values with the target cluster's facts (Flux-style post-build
+	// substitution; opt-in). Objects annotated fleetsync.dev/substitute:
+	// disabled are left alone.
+	Substitute bool `json:"substitute,omitempty"`
 }
 
 // HelmSource is a Helm chart and its values.
 type HelmSource struct {
 	// Chart is a path relative to the app's folder (./chart), an oci:// reference,
-	// or a chart name in the https repository given by Repo.
+	// a chart name in the https repository given by Repo, or the https URL of
+	// a chart archive (.tgz), which needs SHA256.
 	Chart string `json:"chart"`
+	// SHA256 is the hex SHA-256 of the archive a chart URL names (required there).
+	SHA256 string `json:"sha256,omitempty"`
 	// Repo is an https chart repository URL, for charts given by name.
 	Repo string `json:"repo,omitempty"`
 	// Version of a remote chart (required for remote charts).
@@ -273,8 +290,13 @@ type HelmSource struct {
 type Customization struct {
 	// ClusterSelector picks the clusters this customization applies to.
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
-	// Kustomize builds this path instead of source.kustomize.path.
+	// Kustomize, on a Kustomize app, builds this path instead of
+	// source.kustomize.path; on a Helm app it is an overlay built over the
+	// rendered chart (fleetsync adds the chart's output as its first resource).
 	Kustomize *KustomizeSource `json:"kustomize,omitempty"`
+	// ValuesFiles are Helm values files (relative to the app's folder) merged
+	// over the source values, before this customization's values.
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
 	// Values are Helm values deep-merged over the source values.
 	Values Values `json:"values,omitempty"`
 	// Patches are applied after rendering, in Kustomize patch syntax.

@@ -68,7 +68,8 @@ func escapes(p string) bool {
 type pathKind int
 
 const (
-	pathKustomization pathKind = iota // a folder holding a kustomization file
+	pathKustomization pathKind = iota // a folder holding a kustomization file, or plain manifests
+	pathOverlay                       // a folder holding a kustomization file
 	pathChart                         // a folder holding Chart.yaml
 	pathFile                          // a regular file
 )
@@ -112,8 +113,14 @@ func checkPath(fsys fs.FS, appDir, rel string, kind pathKind) string {
 		if !fi.IsDir() {
 			return fmt.Sprintf("%q: %s is not a folder", rel, joined)
 		}
-		if !hasFile(fsys, resolved, "kustomization.yaml", "kustomization.yml", "Kustomization") {
+		if hasFile(fsys, resolved, "kustomization.yaml", "kustomization.yml", "Kustomization") {
+			return ""
+		}
+		if kind == pathOverlay {
 			return fmt.Sprintf("%q: %s has no kustomization.yaml", rel, joined)
+		}
+		if !hasManifests(fsys, resolved) {
+			return fmt.Sprintf("%q: %s has neither a kustomization.yaml nor manifests (.yaml, .yml, .json files)", rel, joined)
 		}
 	}
 	return ""
@@ -129,6 +136,32 @@ func hasFile(fsys fs.FS, dir string, names ...string) bool {
 		if fi, err := fs.Stat(fsys, resolved); err == nil && !fi.IsDir() {
 			return true
 		}
+	}
+	return false
+}
+
+// hasManifests reports whether a folder (or one below it) holds a manifest file.
+func hasManifests(fsys fs.FS, dir string) bool {
+	found := false
+	_ = fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || found {
+			return fs.SkipAll
+		}
+		if !d.IsDir() && IsManifestFile(p) {
+			found = true
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// IsManifestFile reports whether a file of a plain manifest folder is read
+// as manifests: .yaml, .yml and .json files.
+func IsManifestFile(p string) bool {
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json":
+		return true
 	}
 	return false
 }

@@ -89,6 +89,11 @@ type RefError struct {
 
 func (e *RefError) Error() string { return e.Ref + ": " + e.Reason }
 
+// syntax reports whether the reference is wrong whatever the cluster.
+func (e *RefError) syntax() bool {
+	return strings.HasPrefix(e.Reason, "unknown cluster fact") || strings.HasPrefix(e.Reason, "name a") || e.Reason == "no closing }"
+}
+
 // lookup resolves one fact path (after "cluster.").
 func (f *ClusterFacts) lookup(p string) (any, string) {
 	head, rest, _ := strings.Cut(p, ".")
@@ -192,10 +197,21 @@ func (f *ClusterFacts) ExpandString(s string) (any, error) {
 		fact, def, hasDef := strings.Cut(expr, ":=")
 		v, why := f.lookup(strings.TrimPrefix(fact, "cluster."))
 		if why != "" {
-			if !hasDef || strings.HasPrefix(why, "unknown cluster fact") || strings.HasPrefix(why, "name a") {
-				return nil, &RefError{Ref: ref, Reason: why}
+			if e := (&RefError{Ref: ref, Reason: why}); !hasDef || e.syntax() {
+				return nil, e
 			}
 			v = def
+			if i == 0 && end+1 == len(rest) && b.Len() == 0 {
+				// the whole string: the default is a YAML scalar, as if written there
+				var typed any
+				if yaml.Unmarshal([]byte(def), &typed) == nil && typed != nil {
+					if _, isColl := typed.(map[string]any); !isColl {
+						if _, isList := typed.([]any); !isList {
+							v = typed
+						}
+					}
+				}
+			}
 		}
 		if i == 0 && end+1 == len(rest) && b.Len() == 0 {
 			return v, nil // the whole string: keep the type

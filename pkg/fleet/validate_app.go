@@ -46,6 +46,7 @@ func (l *loader) validateApp(repo *Repo, a *v1alpha1.App) {
 		}
 	default:
 		c.validateHelm(repo, appDir, src.Helm)
+		c.validateRefs(repo, appDir, a)
 	}
 	c.selector("spec.targets.clusterSelector", s.Targets.ClusterSelector, "an app without a clusterSelector runs nowhere (use {} for every cluster)")
 	for i, cu := range s.Customizations {
@@ -82,8 +83,22 @@ func (c checker) validateHelm(repo *Repo, appDir string, h *v1alpha1.HelmSource)
 		if msg := checkChartRepo(h.Repo); msg != "" {
 			c.add(field+".repo", "%s", msg)
 		}
+	case strings.HasPrefix(h.Chart, "https://") || strings.HasPrefix(h.Chart, "http://"):
+		if h.Repo != "" {
+			c.add(field+".repo", "must be empty for a chart URL")
+		}
+		if msg := checkChartRepo(h.Chart); msg != "" {
+			c.add(field+".chart", "%s", strings.Replace(msg, "chart repository", "chart archive URL", 1))
+		}
+		if !sha256Hex.MatchString(h.SHA256) {
+			c.add(field+".sha256", "required for a chart URL: the archive's SHA-256 as 64 hex digits (sha256sum CHART.tgz)")
+		}
+		if h.Version != "" {
+			c.add(field+".version", "applies to oci:// and repo charts; a chart URL names one archive, pinned by sha256")
+		}
+		remote = false
 	case strings.Contains(h.Chart, "://"):
-		c.add(field+".chart", "%q: a chart is a folder in the repo, an oci:// reference, or a name in an https repo", h.Chart)
+		c.add(field+".chart", "%q: a chart is a folder in the repo, an oci:// reference, a name in an https repo, or an https URL of a .tgz", h.Chart)
 		return
 	default:
 		remote = false
@@ -111,7 +126,12 @@ func (c checker) validateHelm(repo *Repo, appDir string, h *v1alpha1.HelmSource)
 			c.add(fmt.Sprintf("%s.valuesFiles[%d]", field, i), "%s", msg)
 		}
 	}
+	if h.SHA256 != "" && !strings.HasPrefix(h.Chart, "https://") && !strings.HasPrefix(h.Chart, "http://") {
+		c.add(field+".sha256", "applies only to a chart given by an https URL")
+	}
 }
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // checkChartRepo checks a Helm repository URL: https, or plain http only to a
 // loopback host (a local test registry). It returns the problem message, or "".
@@ -139,18 +159,31 @@ func checkChartRepo(repo string) string {
 
 func (c checker) validateCustomization(repo *Repo, appDir, field string, src v1alpha1.AppSource, cu v1alpha1.Customization) {
 	c.selector(field+".clusterSelector", cu.ClusterSelector, "a customization selects the clusters it changes (use {} for all targets)")
-	if cu.Kustomize == nil && len(cu.Values) == 0 && len(cu.Patches) == 0 {
-		c.add(field, "a customization needs at least one of kustomize, values or patches")
+	if cu.Kustomize == nil && len(cu.Values) == 0 && len(cu.ValuesFiles) == 0 && len(cu.Patches) == 0 {
+		c.add(field, "a customization needs at least one of kustomize, valuesFiles, values or patches")
 	}
 	if cu.Kustomize != nil {
-		if src.Kustomize == nil {
-			c.add(field+".kustomize", "applies only to apps whose source is kustomize")
-		} else if msg := checkPath(repo.FS, appDir, cu.Kustomize.Path, pathKustomization); msg != "" {
+		kind := pathKustomization
+		if src.Helm != nil {
+			kind = pathOverlay // an overlay over the chart: it must have a kustomization
+		}
+		if msg := checkPath(repo.FS, appDir, cu.Kustomize.Path, kind); msg != "" {
 			c.add(field+".kustomize.path", "%s", msg)
+		}
+		if src.Helm != nil && (cu.Kustomize.Recurse || cu.Kustomize.Substitute) {
+			c.add(field+".kustomize", "recurse and substitute apply to a Kustomize source; an overlay over a chart takes only path (use ${cluster.*} in the chart's values)")
 		}
 	}
 	if len(cu.Values) > 0 && src.Helm == nil {
 		c.add(field+".values", "applies only to apps whose source is helm")
+	}
+	if len(cu.ValuesFiles) > 0 && src.Helm == nil {
+		c.add(field+".valuesFiles", "applies only to apps whose source is helm")
+	}
+	for i, vf := range cu.ValuesFiles {
+		if msg := checkPath(repo.FS, appDir, vf, pathFile); msg != "" {
+			c.add(fmt.Sprintf("%s.valuesFiles[%d]", field, i), "%s", msg)
+		}
 	}
 	for i, p := range cu.Patches {
 		c.validatePatch(fmt.Sprintf("%s.patches[%d]", field, i), p)

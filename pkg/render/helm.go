@@ -99,8 +99,9 @@ func loadLocalChart(snap *snapshot, appDir, ref string, d *deps) (*chart.Chart, 
 }
 
 // helmValues computes the effective values, lowest precedence first: (chart
-// defaults, applied by Helm,) valuesFiles, values, the cluster's values under
-// "cluster", each matching customization's values.
+// defaults, applied by Helm,) valuesFiles, values, then each matching
+// customization's valuesFiles and values; then the ${cluster.*} references
+// are substituted with the cluster's facts. Nothing is injected.
 func helmValues(snap *snapshot, repo *fleet.Repo, c *v1alpha1.Cluster, app *v1alpha1.App, m *matcher) (map[string]any, error) {
 	return helmValuesWith(snap.valuesFile, repo, c, app, m)
 }
@@ -109,32 +110,37 @@ func helmValuesWith(read func(string) (map[string]any, error), repo *fleet.Repo,
 	src := app.Spec.Source.Helm
 	appDir := fleet.AppDir(app.Metadata.Name)
 	vals := map[string]any{}
-	for _, f := range src.ValuesFiles {
-		p, err := relPath(appDir, f)
-		if err != nil {
-			return nil, fmt.Errorf("values file %s: %w", f, err)
+	addFiles := func(files []string) error {
+		for _, f := range files {
+			p, err := relPath(appDir, f)
+			if err != nil {
+				return fmt.Errorf("values file %s: %w", f, err)
+			}
+			v, err := read(p)
+			if err != nil {
+				return fmt.Errorf("values file %s: %w", p, err)
+			}
+			vals = mergeValues(vals, v)
 		}
-		v, err := read(p)
-		if err != nil {
-			return nil, fmt.Errorf("values file %s: %w", p, err)
-		}
-		vals = mergeValues(vals, v)
+		return nil
+	}
+	if err := addFiles(src.ValuesFiles); err != nil {
+		return nil, err
 	}
 	vals = mergeValues(vals, src.Values)
-	var clusterVals map[string]any
-	if repo.Fleet != nil {
-		clusterVals = mergeValues(clusterVals, repo.Fleet.Spec.Values)
-	}
-	clusterVals = mergeValues(clusterVals, c.Spec.Values)
-	if clusterVals != nil {
-		vals = mergeValues(vals, map[string]any{"cluster": clusterVals})
-	}
 	for _, cu := range app.Spec.Customizations {
 		if m.matches(cu.ClusterSelector, c) {
+			if err := addFiles(cu.ValuesFiles); err != nil {
+				return nil, err
+			}
 			vals = mergeValues(vals, cu.Values)
 		}
 	}
-	return vals, nil
+	out, err := fleet.FactsOf(repo, c).Expand(vals)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	return out.(map[string]any), nil
 }
 
 // mergeValues deep-merges over into a copy of base: maps merge key by key,

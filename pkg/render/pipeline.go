@@ -176,7 +176,11 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 	b.WriteString(ff)
 	if src.Helm != nil {
 		appDir := fleet.AppDir(app.Metadata.Name)
-		for _, f := range src.Helm.ValuesFiles {
+		files := src.Helm.ValuesFiles
+		for _, cu := range app.Spec.Customizations {
+			files = append(files[:len(files):len(files)], cu.ValuesFiles...)
+		}
+		for _, f := range files {
 			p, err := relPath(appDir, f)
 			if err != nil {
 				return "", false

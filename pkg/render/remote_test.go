@@ -29,7 +29,7 @@ func packageChart(t *testing.T, name, version string) []byte {
 	ch, err := loader.LoadFiles([]*loader.BufferedFile{
 		{Name: "Chart.yaml", Data: []byte(fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\n", name, version))},
 		{Name: "values.yaml", Data: []byte("message: from-chart\n")},
-		{Name: "templates/cm.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}-{{ .Chart.Version }}\ndata:\n  message: {{ .Values.message | quote }}\n  zone: {{ .Values.cluster.zone | quote }}\n")},
+		{Name: "templates/cm.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}-{{ .Chart.Version }}\ndata:\n  message: {{ .Values.message | quote }}\n  zone: {{ .Values.zone | quote }}\n")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func remoteFleet(t *testing.T, helmSource string) string {
 	writeTree(t, dir, map[string]string{
 		"clusters/edge.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: edge\n  labels: {env: edge}\nspec:\n  values: {zone: edge-1}\n",
 		"apps/remote/app.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata:\n  name: remote\nspec:\n  namespace: remote\n  source:\n    helm:\n" +
-			helmSource + "      values: {message: from-app}\n  targets:\n    clusterSelector: {}\n",
+			helmSource + "      values: {message: from-app, zone: \"${cluster.values.zone}\"}\n  targets:\n    clusterSelector: {}\n",
 	})
 	return dir
 }
