@@ -31,7 +31,7 @@ type kubeInfo struct {
 
 // isRemoteChart reports whether a Helm source names a chart outside the repo.
 func isRemoteChart(src *v1alpha1.HelmSource) bool {
-	return src.Repo != "" || strings.HasPrefix(src.Chart, "oci://")
+	return src.Repo != "" || strings.HasPrefix(src.Chart, "oci://") || isChartURL(src.Chart)
 }
 
 // loadLocalChart loads a chart folder (with vendored charts/) or a .tgz from

@@ -64,6 +64,12 @@ type renderSpec struct {
 	Kube        kubeInfo         `json:"kube,omitempty"`
 	Patches     []v1alpha1.Patch `json:"patches,omitempty"`
 	AppDir      string           `json:"appDir"`
+	// Recurse reads subfolders of a plain manifest folder (Kind "manifests").
+	Recurse bool `json:"recurse,omitempty"`
+	// Facts are the cluster's, for a Kustomize app's substitution.
+	Facts *fleet.ClusterFacts `json:"facts,omitempty"`
+	// Overlay is a Kustomize overlay built over a Helm chart's output.
+	Overlay string `json:"overlay,omitempty"`
 	remote      *remoteChart     `json:"-"`
 }
 
@@ -260,17 +266,23 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 	case src.Kustomize != nil && src.Helm != nil:
 		return nil, errors.New("source has both kustomize and helm")
 	case src.Kustomize != nil:
-		p := src.Kustomize.Path
+		k := src.Kustomize
 		for _, cu := range app.Spec.Customizations {
 			if cu.Kustomize != nil && run.match.matches(cu.ClusterSelector, c) {
-				p = cu.Kustomize.Path
+				k = cu.Kustomize
 			}
 		}
-		dir, err := relPath(appDir, p)
+		dir, err := relPath(appDir, k.Path)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize path: %w", err)
 		}
 		s.Kind, s.Dir, s.AllowRemote = "kustomize", dir, run.r.opts.AllowRemoteBases
+		if !run.snap.hasKustomization(dir) {
+			s.Kind, s.Recurse, s.AllowRemote = "manifests", k.Recurse, false
+		}
+		if src.Kustomize.Substitute || k.Substitute {
+			s.Facts = fleet.FactsOf(run.repo, c)
+		}
 	case src.Helm != nil:
 		h := src.Helm
 		s.Kind = "helm"
@@ -288,6 +300,13 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 		}
 		s.Values = vals
 		s.Kube = run.kube(c)
+		for _, cu := range app.Spec.Customizations {
+			if cu.Kustomize != nil && run.match.matches(cu.ClusterSelector, c) {
+				if s.Overlay, err = relPath(appDir, cu.Kustomize.Path); err != nil {
+					return nil, fmt.Errorf("overlay path: %w", err)
+				}
+			}
+		}
 		if isRemoteChart(h) {
 			rc, err := run.charts.get(ctx, run.r.charts, h)
 			if err != nil {
@@ -342,24 +361,41 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 		if objs, err = decodeObjects(out, "kustomize build "+s.Dir); err != nil {
 			return nil, err
 		}
+	case "manifests":
+		var err error
+		if objs, err = readManifests(run.snap, s.Dir, s.Recurse, d); err != nil {
+			return nil, err
+		}
 	case "helm":
 		var err error
 		if objs, err = run.renderHelm(ctx, s, d); err != nil {
 			return nil, err
 		}
+		if s.Overlay != "" {
+			if objs, err = overlayBuild(run.snap, s.Overlay, objs, d); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if len(s.Patches) == 0 || len(objs) == 0 {
-		return objs, nil
+	if len(s.Patches) > 0 && len(objs) > 0 {
+		in, err := encodeYAML(objs)
+		if err != nil {
+			return nil, err
+		}
+		out, err := applyPatches(in, s.Patches)
+		if err != nil {
+			return nil, err
+		}
+		if objs, err = decodeObjects(out, "patched output"); err != nil {
+			return nil, err
+		}
 	}
-	in, err := encodeYAML(objs)
-	if err != nil {
-		return nil, err
+	if s.Facts != nil {
+		if err := substitute(objs, s.Facts); err != nil {
+			return nil, err
+		}
 	}
-	out, err := applyPatches(in, s.Patches)
-	if err != nil {
-		return nil, err
-	}
-	return decodeObjects(out, "patched output")
+	return objs, nil
 }
 
 func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([]object, error) {

@@ -68,7 +68,7 @@ type chartFetch struct {
 }
 
 func (f *chartFetches) get(ctx context.Context, s *chartStore, src *v1alpha1.HelmSource) (*remoteChart, error) {
-	key := src.Repo + "\x00" + src.Chart + "\x00" + src.Version
+	key := src.Repo + "\x00" + src.Chart + "\x00" + src.Version + "\x00" + src.SHA256
 	f.mu.Lock()
 	if f.m == nil {
 		f.m = map[string]*chartFetch{}
@@ -84,6 +84,9 @@ func (f *chartFetches) get(ctx context.Context, s *chartStore, src *v1alpha1.Hel
 }
 
 func (s *chartStore) fetch(ctx context.Context, src *v1alpha1.HelmSource) (*remoteChart, error) {
+	if isChartURL(src.Chart) {
+		return s.fetchURL(ctx, src)
+	}
 	if src.Version == "" {
 		return nil, fmt.Errorf("chart %s: a remote chart needs a version", chartName(src))
 	}
@@ -236,6 +239,38 @@ func (s *chartStore) fetchRepo(ctx context.Context, src *v1alpha1.HelmSource) (*
 		s.toCache(cp, a)
 	}
 	return &remoteChart{archive: a, digest: "sha256:" + got}, nil
+}
+
+// isChartURL reports whether a chart is named by the URL of its archive.
+func isChartURL(chart string) bool {
+	return strings.HasPrefix(chart, "https://") || strings.HasPrefix(chart, "http://")
+}
+
+// fetchURL downloads a chart archive from its URL (or takes it from the disk
+// cache) and checks it against the required sha256.
+func (s *chartStore) fetchURL(ctx context.Context, src *v1alpha1.HelmSource) (*remoteChart, error) {
+	name := chartName(src)
+	want := strings.ToLower(strings.TrimPrefix(src.SHA256, "sha256:"))
+	if want == "" {
+		return nil, fmt.Errorf("chart %s: a chart URL needs sha256 (the archive's SHA-256)", name)
+	}
+	u, err := url.Parse(src.Chart)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", name, redactErr(err))
+	}
+	cp := s.cachePath(u.Host+u.Path, "url", want)
+	if a := s.fromCache(cp, want); a != nil {
+		return &remoteChart{archive: a, digest: "sha256:" + want}, nil
+	}
+	a, err := s.get(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: %w", name, err)
+	}
+	if got := sha256Hex(a); got != want {
+		return nil, fmt.Errorf("chart %s: sha256 mismatch: the app says %s, the download is %s", name, want, got)
+	}
+	s.toCache(cp, a)
+	return &remoteChart{archive: a, digest: "sha256:" + want}, nil
 }
 
 func (s *chartStore) get(ctx context.Context, u *url.URL) ([]byte, error) {

@@ -208,3 +208,37 @@ func findObject(t *testing.T, p *AppResult, kind, name string) object {
 	t.Fatalf("%s/%s not rendered", kind, name)
 	return nil
 }
+
+// TestChartURL fetches a chart archive by its https URL, checks the sha256
+// the app gives, and caches it on disk.
+func TestChartURL(t *testing.T) {
+	archive := packageChart(t, "urlchart", "2.0.0")
+	sum := sha256.Sum256(archive)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/dl/urlchart-2.0.0.tgz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(archive) })
+	downloads := &countingHandler{h: mux, match: func(r *http.Request) bool { return true }}
+	srv := httptest.NewTLSServer(downloads)
+	defer srv.Close()
+	opts := Options{HTTPClient: srv.Client(), ChartCacheDir: t.TempDir()}
+	src := func(sha string) string {
+		return "      chart: " + srv.URL + "/dl/urlchart-2.0.0.tgz\n      sha256: " + sha + "\n"
+	}
+	render := func(o Options, helmSource string) *AppResult {
+		return New(o).Render(context.Background(), loadRepo(t, remoteFleet(t, helmSource)), Selection{}).Get("edge", "remote")
+	}
+	p := render(opts, src(hex.EncodeToString(sum[:])))
+	if p.Err != nil {
+		t.Fatalf("render: %v", p.Err)
+	}
+	if cm := findObject(t, p, "ConfigMap", "urlchart-2.0.0"); str(cm, "data", "zone") != "edge-1" {
+		t.Errorf("zone = %q, want the cluster's edge-1 through ${cluster.values.zone}", str(cm, "data", "zone"))
+	}
+	if p := render(opts, src(hex.EncodeToString(sum[:]))); p.Err != nil || downloads.n.Load() != 1 {
+		t.Errorf("second render: err %v, downloads %d, want 1 (disk cache)", p.Err, downloads.n.Load())
+	}
+	wrong := strings.Repeat("ab", 32)
+	p = render(Options{HTTPClient: srv.Client(), ChartCacheDir: t.TempDir()}, src(wrong))
+	if p.Err == nil || !strings.Contains(p.Err.Error(), "sha256 mismatch: the app says "+wrong) {
+		t.Errorf("wrong sha256: got %v", p.Err)
+	}
+}

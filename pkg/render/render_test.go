@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestBadInputErrors checks that each bad input names the cluster, the app
@@ -431,5 +432,74 @@ func TestCapabilitiesFromClusterSpec(t *testing.T) {
 		if got := [2]string{str(cm, "data", "kubeVersion"), str(cm, "data", "monitoring")}; got != tc.want {
 			t.Errorf("%+v: kubeVersion, monitoring = %v, want %v", tc.sel, got, tc.want)
 		}
+	}
+}
+
+// TestPlainFolderSubstituteOverlay covers a folder of plain manifests
+// (recursive on request), the opt-in ${cluster.*} substitution of a
+// Kustomize app, and a Kustomize overlay built over a Helm chart's output.
+func TestPlainFolderSubstituteOverlay(t *testing.T) {
+	dir := t.TempDir()
+	cm := func(name, data string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n" + data
+	}
+	writeTree(t, dir, map[string]string{
+		"clusters/north.yaml":                  "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: north\n  labels: {region: eu}\nspec:\n  values: {replicas: 4}\n",
+		"apps/plain/app.yaml":                  "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata:\n  name: plain\nspec:\n  namespace: plain\n  source:\n    kustomize: {path: manifests}\n  targets:\n    clusterSelector: {}\n",
+		"apps/plain/manifests/a.yaml":          cm("a", "  region: ${cluster.labels.region}\n"),
+		"apps/plain/manifests/b.json":          `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}`,
+		"apps/plain/manifests/README.md":       "not a manifest",
+		"apps/plain/manifests/sub/c.yaml":      cm("c", "  x: y\n"),
+		"apps/deep/app.yaml":                   "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata:\n  name: deep\nspec:\n  namespace: deep\n  source:\n    kustomize: {path: m, recurse: true, substitute: true}\n  targets:\n    clusterSelector: {}\n",
+		"apps/deep/m/top.yaml":                 cm("top", "  region: ${cluster.labels.region}\n  literal: $${cluster.name}\n"),
+		"apps/deep/m/sub/d.yaml":               "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: ${cluster.values.replicas}\n",
+		"apps/deep/m/sub/off.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: subst-off\n  annotations: {fleetsync.dev/substitute: disabled}\ndata:\n  v: ${cluster.name}\n",
+		"apps/over/app.yaml":                   "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata:\n  name: over\nspec:\n  namespace: over\n  source:\n    helm: {chart: ./chart}\n  targets:\n    clusterSelector: {}\n  customizations:\n    - clusterSelector: {}\n      kustomize: {path: overlay}\n",
+		"apps/over/chart/Chart.yaml":           "apiVersion: v2\nname: over\nversion: 0.1.0\n",
+		"apps/over/chart/templates/cm.yaml":    cm("{{ .Release.Name }}-cm", "  from: chart\n"),
+		"apps/over/overlay/kustomization.yaml": "commonLabels: {overlaid: \"yes\"}\nresources: [extra.yaml]\npatches:\n  - target: {kind: ConfigMap, name: over-cm}\n    patch: |-\n      - op: add\n        path: /data/patched\n        value: by-overlay\n",
+		"apps/over/overlay/extra.yaml":         cm("extra", "  from: overlay\n"),
+	})
+	res := New(Options{}).Render(context.Background(), loadRepo(t, dir), Selection{})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	names := func(p *AppResult) []string {
+		var out []string
+		for _, o := range p.Objects {
+			if o.GetKind() != "Namespace" {
+				out = append(out, o.GetKind()+"/"+o.GetName())
+			}
+		}
+		return out
+	}
+	plain := res.Get("north", "plain")
+	if d := cmp.Diff([]string{"ConfigMap/a", "ConfigMap/b"}, names(plain)); d != "" {
+		t.Errorf("plain folder without recurse (-want +got):\n%s", d)
+	}
+	if got := str(findObject(t, plain, "ConfigMap", "a"), "data", "region"); got != "${cluster.labels.region}" {
+		t.Errorf("without substitute the reference stays: got %q", got)
+	}
+	deep := res.Get("north", "deep")
+	if d := cmp.Diff([]string{"ConfigMap/subst-off", "ConfigMap/top", "Deployment/d"}, names(deep)); d != "" {
+		t.Errorf("recursive folder (-want +got):\n%s", d)
+	}
+	top := findObject(t, deep, "ConfigMap", "top")
+	if str(top, "data", "region") != "eu" || str(top, "data", "literal") != "${cluster.name}" {
+		t.Errorf("substituted ConfigMap: %v", top["data"])
+	}
+	if r, _, _ := unstructured.NestedInt64(findObject(t, deep, "Deployment", "d"), "spec", "replicas"); r != 4 {
+		t.Errorf("replicas = %d, want 4 as a number", r)
+	}
+	if v := str(findObject(t, deep, "ConfigMap", "subst-off"), "data", "v"); v != "${cluster.name}" {
+		t.Errorf("substitute: disabled object changed: %q", v)
+	}
+	over := res.Get("north", "over")
+	if d := cmp.Diff([]string{"ConfigMap/extra", "ConfigMap/over-cm"}, names(over)); d != "" {
+		t.Errorf("overlay over chart (-want +got):\n%s", d)
+	}
+	ocm := findObject(t, over, "ConfigMap", "over-cm")
+	if str(ocm, "data", "patched") != "by-overlay" || str(ocm, "metadata", "labels", "overlaid") != "yes" {
+		t.Errorf("overlay not applied to the chart output: %v", ocm)
 	}
 }
