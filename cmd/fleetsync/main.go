@@ -7,12 +7,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
+	// Helm and Kustomize log doubts through the standard logger, which cannot
+	// say which (cluster, app) they are about; render reports them itself as
+	// each pair's warnings, so the raw lines are dropped.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

@@ -90,6 +90,9 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 	failed := 0
 	for _, c := range res.Clusters {
 		for _, a := range c.Apps {
+			for _, w := range a.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s/%s: %s\n", c.Cluster, a.App, w)
+			}
 			if a.Err != nil {
 				failed++
 				fmt.Fprintln(cmd.ErrOrStderr(), "error:", a.Err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,6 +52,9 @@ func newValidateCmd() *cobra.Command {
 type validateReport struct {
 	Valid    bool             `json:"valid"`
 	Problems fleet.Problems   `json:"problems"`
+	// Warnings do not make the repo invalid: what Kustomize and Helm found
+	// doubtful, kinds of unknown scope, empty renders, random output.
+	Warnings fleet.Problems   `json:"warnings,omitempty"`
 	Summary  *validateSummary `json:"summary,omitempty"`
 }
 
@@ -80,6 +84,11 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, f *validateFlags
 		}
 	} else {
 		for _, p := range report.Problems {
+			if _, err := fmt.Fprintln(stdout, p); err != nil {
+				return err
+			}
+		}
+		for _, p := range report.Warnings {
 			if _, err := fmt.Fprintln(stdout, p); err != nil {
 				return err
 			}
@@ -114,15 +123,20 @@ func validateRepo(ctx context.Context, f *validateFlags) (*validateReport, error
 	}
 	defer closeRepo()
 	summary := &validateSummary{Clusters: len(repo.Clusters), Apps: len(repo.Apps), Policies: len(repo.ScalePolicies), Pairs: -1}
+	var warnings fleet.Problems
 	if f.render {
 		res := render.New(render.Options{}).Render(ctx, repo, render.Selection{})
 		summary.Pairs = res.Stats.Pairs
 		problems = renderProblems(repo, res)
+		warnings = renderWarnings(repo, res)
+		// A second, independent render names the objects whose output is random.
+		again := render.New(render.Options{}).Render(ctx, repo, render.Selection{})
+		warnings = append(warnings, randomWarnings(repo, res, again)...)
 	}
 	if len(problems) > 0 {
-		return &validateReport{Problems: problems.Sorted()}, nil
+		return &validateReport{Problems: problems.Sorted(), Warnings: warnings.Sorted()}, nil
 	}
-	return &validateReport{Valid: true, Summary: summary}, nil
+	return &validateReport{Valid: true, Summary: summary, Warnings: warnings.Sorted()}, nil
 }
 
 // renderProblems reports each pair that failed to render at its app's source.
@@ -130,17 +144,52 @@ func renderProblems(repo *fleet.Repo, res *render.Result) fleet.Problems {
 	var out fleet.Problems
 	for _, c := range res.Clusters {
 		for _, a := range c.Apps {
-			if a.Err == nil {
-				continue
+			if a.Err != nil {
+				out = append(out, pairProblem(repo, a.App, "render failed: "+a.Err.Error()))
 			}
-			p := fleet.Problem{Field: "spec.source", Message: "render failed: " + a.Err.Error()}
-			if app := repo.App(a.App); app != nil {
-				p.File, p.Line = repo.Position(app, p.Field)
-			} else {
-				p.File, p.Field = ".", ""
-			}
-			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// renderWarnings reports each pair's render warnings at its app's source.
+func renderWarnings(repo *fleet.Repo, res *render.Result) fleet.Problems {
+	var out fleet.Problems
+	for _, c := range res.Clusters {
+		for _, a := range c.Apps {
+			for _, w := range a.Warnings {
+				out = append(out, pairProblem(repo, a.App, "warning: "+c.Cluster+"/"+a.App+": "+w))
+			}
+		}
+	}
+	return out
+}
+
+// randomWarnings names the objects two renders of the same inputs disagree on.
+func randomWarnings(repo *fleet.Repo, a, b *render.Result) fleet.Problems {
+	var out fleet.Problems
+	for _, c := range a.Clusters {
+		for _, p := range c.Apps {
+			q := b.Get(c.Cluster, p.App)
+			if p.Err != nil || q == nil || q.Err != nil {
+				continue
+			}
+			if diff := render.Differing(p.Objects, q.Objects); len(diff) > 0 {
+				out = append(out, pairProblem(repo, p.App, fmt.Sprintf("warning: %s/%s: renders differently each time (random output such as randAlphaNum): %s; "+
+					"create such values once (a Secret annotated fleetsync.dev/ssa: IfNotPresent) or give them as values", c.Cluster, p.App, strings.Join(diff, ", "))))
+			}
+		}
+	}
+	return out
+}
+
+// pairProblem is a problem of a pair, placed at its app's spec.source.
+func pairProblem(repo *fleet.Repo, app, msg string) fleet.Problem {
+	p := fleet.Problem{Field: "spec.source", Message: msg}
+	if a := repo.App(app); a != nil {
+		p.File, p.Line = repo.Position(a, p.Field)
+	} else {
+		p.File, p.Field = ".", ""
+	}
+	return p
 }

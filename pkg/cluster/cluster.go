@@ -186,11 +186,19 @@ func (c *Cluster) ServerVersion(ctx context.Context) (string, error) {
 	return v.GitVersion, nil
 }
 
-// APIVersions returns what the cluster serves, as Helm's
-// .Capabilities.APIVersions lists it: every "group/version" and
-// "group/version/Kind" (core: "v1", "v1/Pod"), sorted. Groups that fail to
-// answer (an aggregated API that is down) are left out.
-func (c *Cluster) APIVersions(ctx context.Context) ([]string, error) {
+// Discovered is what the cluster serves, from one discovery read.
+type Discovered struct {
+	// APIVersions lists every "group/version" and "group/version/Kind" (core:
+	// "v1", "v1/Pod"), sorted, as Helm's .Capabilities.APIVersions does.
+	APIVersions []string
+	// ClusterScoped maps "group/Kind" (core: "/Pod") to whether the kind is
+	// cluster-scoped.
+	ClusterScoped map[string]bool
+}
+
+// Discover reads what the cluster serves. Groups that fail to answer (an
+// aggregated API that is down) are left out.
+func (c *Cluster) Discover(ctx context.Context) (*Discovered, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -198,24 +206,40 @@ func (c *Cluster) APIVersions(ctx context.Context) ([]string, error) {
 	if err != nil && len(lists) == 0 {
 		return nil, fmt.Errorf("cluster %s: discovery: %w", c.Name, err)
 	}
+	d := &Discovered{ClusterScoped: map[string]bool{}}
 	seen := map[string]bool{}
 	for _, l := range lists {
 		if l == nil {
 			continue
 		}
 		seen[l.GroupVersion] = true
+		group, _, found := strings.Cut(l.GroupVersion, "/")
+		if !found {
+			group = "" // the core group: "v1"
+		}
 		for _, r := range l.APIResources {
 			if r.Kind != "" && !strings.Contains(r.Name, "/") {
 				seen[l.GroupVersion+"/"+r.Kind] = true
+				d.ClusterScoped[group+"/"+r.Kind] = !r.Namespaced
 			}
 		}
 	}
-	out := make([]string, 0, len(seen))
+	d.APIVersions = make([]string, 0, len(seen))
 	for k := range seen {
-		out = append(out, k)
+		d.APIVersions = append(d.APIVersions, k)
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(d.APIVersions)
+	return d, nil
+}
+
+// APIVersions returns what the cluster serves, as Helm's
+// .Capabilities.APIVersions lists it (see Discovered.APIVersions).
+func (c *Cluster) APIVersions(ctx context.Context) ([]string, error) {
+	d, err := c.Discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.APIVersions, nil
 }
 
 func findConfig(ctx context.Context, name string, opts ConnectOptions) (*rest.Config, string, error) {

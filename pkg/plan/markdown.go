@@ -41,6 +41,7 @@ func Markdown(w io.Writer, p *Plan) error {
 	md.summary(p)
 	md.deletions(p)
 	md.errors(p)
+	md.warnings(p)
 	md.table(p)
 	groups := groupChanges(p)
 	for i, g := range groups {
@@ -118,6 +119,25 @@ func (m *mdWriter) errors(p *Plan) {
 		}
 	}
 	m.printf("\n")
+}
+
+// warnings lists the head render's warnings of the changed pairs.
+func (m *mdWriter) warnings(p *Plan) {
+	first := true
+	for _, c := range p.Clusters {
+		for _, a := range c.Apps {
+			for _, w := range a.Warnings {
+				if first {
+					m.printf("> [!WARNING]\n> **Render warnings**\n")
+					first = false
+				}
+				m.printf("> - `%s/%s`: %s\n", c.Cluster, a.App, inline(w))
+			}
+		}
+	}
+	if !first {
+		m.printf("\n")
+	}
 }
 
 func (m *mdWriter) table(p *Plan) {

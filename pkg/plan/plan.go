@@ -105,6 +105,8 @@ type AppPlan struct {
 	// BaseError and HeadError are the render errors of each side, if any.
 	BaseError string `json:"baseError,omitempty"`
 	HeadError string `json:"headError,omitempty"`
+	// Warnings are the head render's warnings for the pair (render.AppResult.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
 	// Objects changed, in head render order, deletions last (in base order).
 	Objects []ObjectChange `json:"objects"`
 }
@@ -251,6 +253,9 @@ func comparePair(cluster, app string, base, head *render.AppResult) (AppPlan, bo
 	}
 	if head != nil && head.Err != nil {
 		ap.HeadError = strings.TrimPrefix(head.Err.Error(), prefix)
+	}
+	if head != nil {
+		ap.Warnings = head.Warnings
 	}
 	if ap.BaseError != "" || ap.HeadError != "" {
 		if ap.BaseError == ap.HeadError {

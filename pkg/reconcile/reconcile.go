@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetsync/fleetsync/internal/keyedsem"
+	"github.com/fleetsync/fleetsync/pkg/cluster"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/imagesync"
 	"github.com/fleetsync/fleetsync/pkg/render"
@@ -124,12 +125,13 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 	}
 	versions := map[string]string{}
 	apis := map[string][]string{}
+	scopes := map[string]map[string]bool{}
 	var mu sync.Mutex
 	r.forEachCluster(ctx, d.Clusters, func(ctx context.Context, name string) {
 		m, err := r.pool.Get(ctx, name)
-		var served []string
+		var served *cluster.Discovered
 		if err == nil {
-			served, err = m.Cluster().APIVersions(ctx)
+			served, err = m.Cluster().Discover(ctx)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -140,9 +142,10 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 		if v := r.pool.Version(name); v != "" {
 			versions[name] = v
 		}
-		apis[name] = served
+		apis[name] = served.APIVersions
+		scopes[name] = served.ClusterScoped
 	})
-	d.Rendered = r.renderer.Render(ctx, repo, render.Selection{Clusters: clusters, KubeVersions: versions, APIVersions: apis})
+	d.Rendered = r.renderer.Render(ctx, repo, render.Selection{Clusters: clusters, KubeVersions: versions, APIVersions: apis, Scopes: scopes})
 	r.pinImages(ctx, d)
 	return d, nil
 }

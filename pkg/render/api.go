@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sort"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fleetsync/fleetsync/pkg/fleet"
@@ -83,6 +85,9 @@ type Selection struct {
 	// APIVersions are this call's live API versions per cluster (discovered);
 	// when a cluster has them, they replace its spec.apiVersions.
 	APIVersions map[string][]string
+	// Scopes are the live scopes per cluster ("group/Kind" -> cluster-scoped),
+	// from discovery; they win over the CRDs of the render and the built-in table.
+	Scopes map[string]map[string]bool
 }
 
 // Result is the rendered fleet.
@@ -123,6 +128,10 @@ type AppResult struct {
 	Objects []*unstructured.Unstructured
 	// Err starts with "cluster/app: " and names the file, template or object at fault.
 	Err error
+	// Warnings are what Kustomize, Helm and fleetsync found doubtful in the
+	// pair (deprecated fields, values Helm skips, kinds of unknown scope,
+	// an empty render); they never reach stderr raw.
+	Warnings []string
 }
 
 // Render renders every selected (cluster, app) pair where the app targets the
@@ -143,7 +152,7 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 		}
 		snap = &snapshot{}
 	}
-	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}, kubeVersions: sel.KubeVersions, apiVersions: sel.APIVersions}
+	run := &renderRun{r: r, repo: repo, snap: snap, revision: rev, match: m, flights: map[string]*flight{}, kubeVersions: sel.KubeVersions, apiVersions: sel.APIVersions, scopes: sel.Scopes}
 	res.Clusters = mergeBad(run.renderAll(ctx, jobs), bad)
 	res.Stats = run.stats(len(jobs))
 	return res
@@ -187,4 +196,32 @@ func Encode(w io.Writer, objs []*unstructured.Unstructured) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// Differing names the objects (Kind/namespace/name) whose content differs
+// between two renders of the same pair, and those only one of them has.
+func Differing(a, b []*unstructured.Unstructured) []string {
+	id := func(u *unstructured.Unstructured) string {
+		if u.GetNamespace() == "" {
+			return u.GetKind() + "/" + u.GetName()
+		}
+		return u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+	}
+	byID := make(map[string]*unstructured.Unstructured, len(b))
+	for _, u := range b {
+		byID[id(u)] = u
+	}
+	var out []string
+	for _, u := range a {
+		v, ok := byID[id(u)]
+		delete(byID, id(u))
+		if !ok || !equality.Semantic.DeepEqual(u.Object, v.Object) {
+			out = append(out, id(u))
+		}
+	}
+	for k := range byID {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -69,6 +69,8 @@ func TestCLICompareKustomize(t *testing.T) {
 		{exampleRepo, "apps/mes/overlays/ceph"},
 		{exampleRepo, "apps/mes/overlays/nfs"},
 		{exampleRepo, "apps/platform/base"},
+		{"testdata/deprecated", "legacy"},
+		{"testdata/deprecated", "base"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tc.repo, tc.dir)); err != nil {

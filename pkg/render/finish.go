@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
@@ -43,10 +43,44 @@ func clusterScoped() map[string]bool {
 		"flowcontrol.apiserver.k8s.io/FlowSchema", "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
 		"resource.k8s.io/DeviceClass", "resource.k8s.io/ResourceSlice",
 		"policy/PodSecurityPolicy",
+		// well-known cluster-scoped kinds of popular CRDs, for offline renders
+		"gateway.networking.k8s.io/GatewayClass", "cert-manager.io/ClusterIssuer",
+		"external-secrets.io/ClusterSecretStore", "external-secrets.io/ClusterExternalSecret",
+		"kyverno.io/ClusterPolicy", "kyverno.io/ClusterCleanupPolicy",
+		"snapshot.storage.k8s.io/VolumeSnapshotClass", "snapshot.storage.k8s.io/VolumeSnapshotContent",
+		"karpenter.sh/NodePool", "karpenter.sh/NodeClaim", "templates.gatekeeper.sh/ConstraintTemplate",
 	} {
 		m[gk] = true
 	}
 	return m
+}
+
+// builtinKinds are the group/kinds of every built-in API type (client-go's
+// scheme); their scope is the table above (listed: cluster-scoped).
+var builtinKinds = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for gvk := range scheme.Scheme.AllKnownTypes() {
+		if !strings.HasSuffix(gvk.Kind, "List") && !strings.HasSuffix(gvk.Kind, "Options") {
+			m[gvk.Group+"/"+gvk.Kind] = true
+		}
+	}
+	return m
+})
+
+// namespacedKinds are well-known namespaced kinds of popular CRDs: offline
+// they are namespaced without a warning.
+var namespacedKinds = map[string]bool{
+	"monitoring.coreos.com/ServiceMonitor": true, "monitoring.coreos.com/PodMonitor": true,
+	"monitoring.coreos.com/PrometheusRule": true, "monitoring.coreos.com/Prometheus": true,
+	"monitoring.coreos.com/Alertmanager": true, "monitoring.coreos.com/Probe": true,
+	"cert-manager.io/Certificate": true, "cert-manager.io/Issuer": true,
+	"gateway.networking.k8s.io/Gateway": true, "gateway.networking.k8s.io/HTTPRoute": true,
+	"gateway.networking.k8s.io/GRPCRoute": true, "gateway.networking.k8s.io/ReferenceGrant": true,
+	"external-secrets.io/ExternalSecret": true, "external-secrets.io/SecretStore": true,
+	"autoscaling.k8s.io/VerticalPodAutoscaler": true, "keda.sh/ScaledObject": true,
+	"policy.linkerd.io/Server": true, "networking.istio.io/VirtualService": true,
+	"networking.istio.io/DestinationRule": true, "cluster.x-k8s.io/MachineDeployment": true,
+	"cluster.x-k8s.io/Cluster": true, "argoproj.io/Rollout": true,
 }
 
 func gkOf(o object) string { return groupOf(str(o, "apiVersion")) + "/" + str(o, "kind") }
@@ -59,10 +93,10 @@ type clusterFacts struct {
 	explicit map[string]bool   // Namespaces some app renders itself
 }
 
-// renderAll renders every pair and runs the per-cluster steps on each
-// cluster as soon as its last pair is rendered, so that finishing overlaps
-// the renders still running (Kustomize builds are serialised process-wide).
-// It checks for objects produced by two apps on one cluster.
+// renderAll renders every pair, then runs the per-cluster steps of every
+// cluster (the scope of a kind may come from a CRD any pair of the fleet
+// renders, so finishing waits for every render). It checks for objects
+// produced by two apps on one cluster.
 func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterResult {
 	byCluster := map[string][]*pairJob{}
 	var order []string
@@ -74,30 +108,35 @@ func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterR
 		byCluster[n] = append(byCluster[n], j)
 	}
 	sort.Strings(order)
-	out := make([]ClusterResult, len(order))
 	sem := make(chan struct{}, run.r.opts.Concurrency)
 	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &slot{sem: sem}
+			run.renderJob(ctx, j, s)
+			s.release()
+		}()
+	}
+	wg.Wait()
+	fleetCRDs := map[string]bool{}
+	for _, j := range jobs {
+		if j.src != nil {
+			maps.Copy(fleetCRDs, j.src.crdScopes)
+		}
+	}
+	out := make([]ClusterResult, len(order))
 	for i, n := range order {
 		l := byCluster[n]
 		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
-		var pending atomic.Int64
-		pending.Store(int64(len(l)))
-		for _, j := range l {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s := &slot{sem: sem}
-				run.renderJob(ctx, j, s)
-				s.release()
-				if pending.Add(-1) != 0 {
-					return
-				}
-				// the last pair of the cluster: finish the cluster
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l)}
-			}()
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l, fleetCRDs)}
+		}()
 	}
 	wg.Wait()
 	return out
@@ -136,10 +175,12 @@ func (run *renderRun) renderJob(ctx context.Context, j *pairJob, s *slot) {
 	j.src, j.err = run.renderPair(ctx, j.cluster, j.app, s)
 }
 
-func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
+func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) []AppResult {
 	c := jobs[0].cluster
 	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}}
-	var crds []string
+	// Scopes, weakest first: the built-in table, CRDs anywhere in the
+	// fleet's render, CRDs of this cluster's apps, the cluster's discovery.
+	extra := maps.Clone(fleetCRDs)
 	for _, j := range jobs {
 		if j.src == nil {
 			continue
@@ -147,7 +188,12 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 		for _, ns := range j.src.namespaces {
 			facts.explicit[ns] = true
 		}
-		for gk, cs := range j.src.crdScopes {
+		maps.Copy(extra, j.src.crdScopes)
+	}
+	maps.Copy(extra, run.scopes[c.Metadata.Name])
+	var crds []string
+	for gk, cs := range extra {
+		if known, ok := facts.scoped[gk]; !ok || known != cs {
 			facts.scoped[gk] = cs
 			crds = append(crds, gk+"="+strconv.FormatBool(cs))
 		}
@@ -174,22 +220,23 @@ func (run *renderRun) finishCluster(jobs []*pairJob) []AppResult {
 		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
 		slot := c.Metadata.Name + "/" + name
 		if kerr == nil {
-			if objs, oids, ok := run.r.finished.get(slot, key, run.revision); ok {
-				pairs[i].Objects, ids[i] = objs, oids
+			if objs, oids, warns, ok := run.r.finished.get(slot, key, run.revision); ok {
+				pairs[i].Objects, ids[i], pairs[i].Warnings = objs, oids, warns
 				continue
 			}
 		}
-		base, err := run.finishApp(facts, j.app, j.src.objs, autoNS)
+		base, warns, err := run.finishApp(facts, j.app, j.src.objs, autoNS)
 		if err != nil {
 			pairs[i].Err = pairErr(c, j.app, err)
 			continue
 		}
+		warns = append(append([]string(nil), j.src.warnings...), warns...)
 		objs := stamp(base, run.revision)
 		ids[i] = objectIDs(base)
 		if kerr == nil {
-			run.r.finished.put(slot, key, &finished{base: base, ids: ids[i], revision: run.revision, stamped: objs})
+			run.r.finished.put(slot, key, &finished{base: base, ids: ids[i], revision: run.revision, stamped: objs, warnings: warns})
 		}
-		pairs[i].Objects = objs
+		pairs[i].Objects, pairs[i].Warnings = objs, warns
 	}
 	checkDuplicates(c.Metadata.Name, pairs, ids)
 	return pairs
@@ -244,6 +291,7 @@ type finished struct {
 	ids      []string                     // objectIDs(base)
 	revision string
 	stamped  []*unstructured.Unstructured
+	warnings []string
 }
 
 // maxFinishedPerPair keeps two versions per pair: the base and head of a plan.
@@ -251,7 +299,7 @@ const maxFinishedPerPair = 2
 
 func newFinishCache() *finishCache { return &finishCache{m: map[string][]*finished{}} }
 
-func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, []string, bool) {
+func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, []string, []string, bool) {
 	c.mu.Lock()
 	var hit *finished
 	for _, f := range c.m[slot] {
@@ -262,12 +310,12 @@ func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructu
 	}
 	if hit == nil {
 		c.mu.Unlock()
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	if hit.revision == revision {
 		objs := hit.stamped
 		c.mu.Unlock()
-		return objs, hit.ids, true
+		return objs, hit.ids, hit.warnings, true
 	}
 	base := hit.base
 	c.mu.Unlock()
@@ -275,7 +323,7 @@ func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructu
 	c.mu.Lock()
 	hit.revision, hit.stamped = revision, objs
 	c.mu.Unlock()
-	return objs, hit.ids, true
+	return objs, hit.ids, hit.warnings, true
 }
 
 func (c *finishCache) put(slot, key string, f *finished) {
@@ -317,15 +365,26 @@ func stamp(objs []*unstructured.Unstructured, revision string) []*unstructured.U
 }
 
 // finishApp copies the shared render and applies the per-cluster steps.
-func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []object, autoNS bool) ([]*unstructured.Unstructured, error) {
+func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []object, autoNS bool) ([]*unstructured.Unstructured, []string, error) {
 	objs := make([]object, 0, len(shared)+2)
 	for _, o := range shared {
 		objs = append(objs, runtime.DeepCopyJSON(o))
 	}
+	var warns []string
 	ns := app.Spec.Namespace
 	if ns != "" {
+		unknown := map[string]bool{}
 		for _, o := range objs {
-			if !f.scoped[gkOf(o)] && str(o, "metadata", "namespace") == "" {
+			gk := gkOf(o)
+			if str(o, "metadata", "namespace") != "" {
+				continue
+			}
+			cs, known := f.scoped[gk]
+			if !known && !builtinKinds()[gk] && !namespacedKinds[gk] && !unknown[gk] {
+				unknown[gk] = true
+				warns = append(warns, fmt.Sprintf("%s %s: the scope of kind %s is unknown here (not a built-in kind, no CRD for it in the fleet's render, the cluster not connected): taken as namespaced (%s); connected commands use the cluster's discovery", str(o, "kind"), str(o, "metadata", "name"), strings.TrimPrefix(gk, "/"), ns))
+			}
+			if !cs {
 				child(o, "metadata")["namespace"] = ns
 			}
 		}
@@ -338,12 +397,12 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 	}
 	for _, o := range objs {
 		if err := mapStorage(f.cluster, o); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	extra, err := run.scaleObjects(f.cluster, app, objs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	objs = append(objs, extra...)
 	out := make([]*unstructured.Unstructured, len(objs))
@@ -353,7 +412,7 @@ func (run *renderRun) finishApp(f *clusterFacts, app *v1alpha1.App, shared []obj
 		out[i] = &unstructured.Unstructured{Object: o}
 	}
 	sortObjects(out, f.scoped)
-	return out, nil
+	return out, warns, nil
 }
 
 // rank orders objects for apply: CRDs, Namespaces, other cluster-scoped, namespaced.

@@ -302,3 +302,36 @@ func (f fileInfo) Mode() fs.FileMode {
 func (f fileInfo) ModTime() time.Time { return time.Time{} }
 func (f fileInfo) IsDir() bool        { return f.dir }
 func (f fileInfo) Sys() any           { return nil }
+
+// valueWarnings reports the given values Helm would drop or that replace a
+// chart default of another shape: Helm only logs these ("skipped value for
+// x: Not a table"), so a chart silently gets its default.
+func valueWarnings(defaults, given map[string]any, at string) []string {
+	var out []string
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, p := given[k], k
+		if at != "" {
+			p = at + "." + k
+		}
+		dv, ok := defaults[k]
+		if !ok || dv == nil || v == nil {
+			continue
+		}
+		dm, dIsMap := asMap(dv)
+		gm, gIsMap := asMap(v)
+		switch {
+		case dIsMap && gIsMap:
+			out = append(out, valueWarnings(dm, gm, p)...)
+		case dIsMap && !gIsMap:
+			out = append(out, fmt.Sprintf("values: %s: the chart's default is a map; Helm skips the given %T %v and keeps the default (\"Not a table\")", p, v, v))
+		case !dIsMap && gIsMap:
+			out = append(out, fmt.Sprintf("values: %s: a map replaces the chart's default %T %v", p, dv, dv))
+		}
+	}
+	return out
+}

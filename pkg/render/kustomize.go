@@ -159,6 +159,7 @@ func (f *repoFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	if isKustomizationFile(r) {
+		b = f.fixDeprecated(r, b)
 		if remote := f.remoteResource(r, b); remote != "" {
 			if f.allowRemote {
 				f.deps.volatile.Store(true) // its content can change without the repo changing
@@ -172,6 +173,55 @@ func (f *repoFS) ReadFile(p string) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// fixDeprecated captures Kustomize's deprecation warnings for a
+// kustomization file as the render's warnings, and hands krusty the file
+// with the deprecated fields moved to their replacements the way `kustomize
+// edit fix` does (so that krusty, which prints these warnings straight to
+// stderr, has nothing to print). 'vars' has no replacement: it is kept.
+func (f *repoFS) fixDeprecated(file string, b []byte) []byte {
+	var k types.Kustomization
+	if err := k.Unmarshal(b); err != nil {
+		return b // krusty reports the syntax error
+	}
+	msgs := k.CheckDeprecatedFields()
+	if msgs == nil || len(*msgs) == 0 {
+		return b
+	}
+	for _, m := range *msgs {
+		f.deps.warn(file + ": " + strings.TrimPrefix(m, "# Warning: "))
+	}
+	if k.Vars != nil {
+		return b
+	}
+	k.FixKustomization()
+	k.Patches = append(k.Patches, k.PatchesJson6902...)
+	k.PatchesJson6902 = nil
+	for _, p := range k.PatchesStrategicMerge {
+		if _, isFile := f.snap.files[path.Join(path.Dir(file), string(p))]; isFile {
+			k.Patches = append(k.Patches, types.Patch{Path: string(p)})
+		} else {
+			k.Patches = append(k.Patches, types.Patch{Patch: string(p)})
+		}
+	}
+	k.PatchesStrategicMerge = nil
+	if len(k.CommonLabels) > 0 {
+		for _, l := range k.Labels {
+			for name := range l.Pairs {
+				if _, dup := k.CommonLabels[name]; dup {
+					return b // krusty reports the conflict
+				}
+			}
+		}
+		k.Labels = append([]types.Label{{Pairs: k.CommonLabels, IncludeSelectors: true}}, k.Labels...)
+		k.CommonLabels = nil
+	}
+	out, err := yaml.Marshal(k)
+	if err != nil {
+		return b
+	}
+	return out
 }
 
 func isKustomizationFile(p string) bool {

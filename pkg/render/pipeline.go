@@ -26,6 +26,7 @@ type renderRun struct {
 	// kubeVersions and apiVersions are the Selection's live facts.
 	kubeVersions map[string]string
 	apiVersions  map[string][]string
+	scopes       map[string]map[string]bool
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -395,6 +396,9 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 			return nil, err
 		}
 	}
+	if len(objs) == 0 {
+		d.warn("renders no objects: check the source (templates gated by values or .Capabilities, an empty folder)")
+	}
 	return objs, nil
 }
 
@@ -403,6 +407,9 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 		ch, err := s.remote.load()
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: %w", s.Chart, err)
+		}
+		for _, w := range valueWarnings(ch.Values, s.Values, "") {
+			d.warn(w)
 		}
 		m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
 		if err != nil {
@@ -413,6 +420,9 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 	ch, p, err := loadLocalChart(run.snap, s.AppDir, s.Chart, d)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range valueWarnings(ch.Values, s.Values, "") {
+		d.warn(w)
 	}
 	m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
 	if err != nil {
@@ -445,6 +455,7 @@ type cacheEntry struct {
 	deps       *deps
 	objs       []object
 	namespaces []string        // Namespace objects it renders
+	warnings   []string        // the render's warnings
 	crdScopes  map[string]bool // group/kind of its CRDs -> cluster-scoped
 }
 
@@ -475,7 +486,7 @@ func (c *renderCache) put(key string, d *deps, objs []object) *cacheEntry {
 
 // store makes the cache entry of a render, and keeps it when keep is set.
 func (c *renderCache) store(key string, d *deps, objs []object, keep bool) *cacheEntry {
-	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}}
+	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}, warnings: d.warnings}
 	for _, o := range objs {
 		switch gkOf(o) {
 		case "/Namespace":

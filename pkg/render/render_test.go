@@ -3,10 +3,12 @@ package render
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -501,5 +503,58 @@ func TestPlainFolderSubstituteOverlay(t *testing.T) {
 	ocm := findObject(t, over, "ConfigMap", "over-cm")
 	if str(ocm, "data", "patched") != "by-overlay" || str(ocm, "metadata", "labels", "overlaid") != "yes" {
 		t.Errorf("overlay not applied to the chart output: %v", ocm)
+	}
+}
+
+// TestKustomizeDeprecationsCaptured builds a kustomization using every
+// deprecated field: the warnings are the render's, nothing reaches stderr,
+// and the output is what the fields mean (make clicompare checks it against
+// the kustomize CLI).
+func TestKustomizeDeprecationsCaptured(t *testing.T) {
+	snap, err := takeSnapshot(os.DirFS("testdata/deprecated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	d := newDeps()
+	out, berr := kustomizeBuild(snap, "legacy", d, false)
+	os.Stderr = stderr
+	_ = w.Close()
+	raw, _ := io.ReadAll(r)
+	if berr != nil {
+		t.Fatal(berr)
+	}
+	if len(raw) > 0 {
+		t.Errorf("krusty wrote to stderr: %s", raw)
+	}
+	for _, field := range []string{"bases", "commonLabels", "imageTags", "patchesStrategicMerge", "patchesJson6902"} {
+		if !slices.ContainsFunc(d.warnings, func(w string) bool {
+			return strings.HasPrefix(w, "legacy/kustomization.yaml: '"+field+"' is deprecated")
+		}) {
+			t.Errorf("no warning for %s in %q", field, d.warnings)
+		}
+	}
+	objs, err := decodeObjects(out, "build")
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("objects %v, err %v", objs, err)
+	}
+	o := objs[0]
+	for _, c := range []struct{ got, want string }{
+		{str(o, "metadata", "labels", "tier"), "frontend"},
+		{str(o, "spec", "selector", "matchLabels", "tier"), "frontend"},
+		{str(o, "metadata", "annotations", "json6902"), "yes"},
+		{str(o, "spec", "template", "metadata", "annotations", "inline"), "strategic"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q in %v", c.got, c.want, o)
+		}
+	}
+	if r, _, _ := unstructured.NestedInt64(o, "spec", "replicas"); r != 3 {
+		t.Errorf("replicas %d, want 3 from the file patch", r)
 	}
 }

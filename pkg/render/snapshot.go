@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -230,6 +231,17 @@ type deps struct {
 	// remote kustomize resource): it is shared within a Render call but not
 	// cached across calls.
 	volatile atomic.Bool
+	// warnings are what the render found doubtful, in order, without repeats.
+	warnings []string
+}
+
+// warn records a warning of the render once.
+func (d *deps) warn(msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Contains(d.warnings, msg) {
+		d.warnings = append(d.warnings, msg)
+	}
 }
 
 func newDeps() *deps { return &deps{seen: map[string]string{}} }
