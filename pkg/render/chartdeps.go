@@ -410,8 +410,9 @@ func (run *renderRun) fetchRepoDep(ctx context.Context, r *chart.Dependency, loc
 		base *url.URL
 		idx  *helmrepo.IndexFile
 	}
-	v, err := run.charts.deps.do("index\x00"+r.Repository, func() (any, error) {
-		base, idx, err := run.r.charts.repoIndex(ctx, r.Repository)
+	repoURL := strings.TrimSuffix(r.Repository, "/")
+	v, err := run.charts.deps.do("index\x00"+repoURL, func() (any, error) {
+		base, idx, err := run.r.charts.repoIndex(ctx, repoURL)
 		if err != nil {
 			return nil, err
 		}
@@ -447,7 +448,7 @@ func (run *renderRun) fetchRepoDep(ctx context.Context, r *chart.Dependency, loc
 		}
 		return nil, "", fmt.Errorf("no version satisfies %q (the repository has %s)", r.Version, strings.Join(have, ", "))
 	}
-	src := &v1alpha1.HelmSource{Repo: r.Repository, Chart: r.Name, Version: version}
+	src := &v1alpha1.HelmSource{Repo: repoURL, Chart: r.Name, Version: version}
 	rc, err := run.charts.do(fetchKey(src), func() (*remoteChart, error) {
 		return run.r.charts.fetchFromIndex(ctx, src, ix.base, idx)
 	})
@@ -478,8 +479,9 @@ func (run *renderRun) fetchOCIDep(ctx context.Context, r *chart.Dependency, lock
 			}
 		}
 		if version == "" {
-			reverse(tags)
-			return nil, "", fmt.Errorf("no version satisfies %q (the registry has %s)", r.Version, strings.Join(tags, ", "))
+			have := append([]string(nil), tags...) // tags is shared: do not reverse it
+			reverse(have)
+			return nil, "", fmt.Errorf("no version satisfies %q (the registry has %s)", r.Version, strings.Join(have, ", "))
 		}
 	}
 	rc, err := run.charts.get(ctx, run.r.charts, &v1alpha1.HelmSource{Chart: "oci://" + ref, Version: version})

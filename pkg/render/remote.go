@@ -248,7 +248,8 @@ func (s *chartStore) fetchFromIndex(ctx context.Context, src *v1alpha1.HelmSourc
 	cp := s.cachePath(base.Host+"/"+base.Path+"/"+src.Chart, cv.Version, cv.Digest)
 	if cv.Digest != "" {
 		if a := s.fromCache(cp, cv.Digest); a != nil {
-			return &remoteChart{archive: a, digest: cv.Digest}, nil
+			// the same digest as after a download (index digests lack the prefix)
+			return &remoteChart{archive: a, digest: "sha256:" + strings.TrimPrefix(cv.Digest, "sha256:")}, nil
 		}
 	}
 	u, err := url.Parse(cv.URLs[0])
