@@ -50,8 +50,8 @@ func newValidateCmd() *cobra.Command {
 
 // validateReport is validate's JSON and YAML output.
 type validateReport struct {
-	Valid    bool             `json:"valid"`
-	Problems fleet.Problems   `json:"problems"`
+	Valid    bool           `json:"valid"`
+	Problems fleet.Problems `json:"problems"`
 	// Warnings do not make the repo invalid: what Kustomize and Helm found
 	// doubtful, kinds of unknown scope, empty renders, random output.
 	Warnings fleet.Problems   `json:"warnings,omitempty"`

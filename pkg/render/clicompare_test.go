@@ -97,11 +97,15 @@ func TestCLICompareKustomize(t *testing.T) {
 
 func TestCLICompareHelm(t *testing.T) {
 	helm := cli(t, helmModule, "helm")
-	for _, tc := range []struct{ repo, cluster, app string }{
-		{"testdata/golden/helm/repo", "alpha", "shop"},
-		{"testdata/golden/helm/repo", "beta", "shop"},
-		{exampleRepo, "north", "order-service"},
-		{exampleRepo, "east", "order-service"},
+	for _, tc := range []struct {
+		repo, cluster, app string
+		depBuild           bool // run helm dependency build on a copy of the repo first
+	}{
+		{"testdata/golden/helm/repo", "alpha", "shop", false},
+		{"testdata/golden/helm/repo", "beta", "shop", false},
+		{exampleRepo, "north", "order-service", false},
+		{exampleRepo, "east", "order-service", false},
+		{"testdata/golden/chartdeps/repo", "one", "web", true},
 	} {
 		t.Run(tc.cluster+"/"+tc.app, func(t *testing.T) {
 			if _, err := os.Stat(tc.repo); err != nil {
@@ -135,10 +139,24 @@ func TestCLICompareHelm(t *testing.T) {
 			if err := os.WriteFile(vf, vals, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			helmEnv := append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 			chartDir := filepath.Join(tc.repo, spec.AppDir, app.Spec.Source.Helm.Chart)
+			if tc.depBuild {
+				// helm writes charts/ into the chart folder: work on a copy.
+				tmp := t.TempDir()
+				if err := os.CopyFS(tmp, os.DirFS(tc.repo)); err != nil {
+					t.Fatal(err)
+				}
+				chartDir = filepath.Join(tmp, spec.AppDir, app.Spec.Source.Helm.Chart)
+				cmd := exec.Command(helm, "dependency", "build", chartDir)
+				cmd.Env = helmEnv
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("helm dependency build: %v\n%s", err, out)
+				}
+			}
 			cmd := exec.Command(helm, "template", spec.Release, chartDir, "--namespace", spec.Namespace,
 				"--include-crds", "--skip-tests", "--kube-version", spec.Kube.Version, "--values", vf)
-			cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+			cmd.Env = helmEnv
 			want, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("helm template: %v", err)

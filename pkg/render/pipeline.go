@@ -70,8 +70,12 @@ type renderSpec struct {
 	// Facts are the cluster's, for a Kustomize app's substitution.
 	Facts *fleet.ClusterFacts `json:"facts,omitempty"`
 	// Overlay is a Kustomize overlay built over a Helm chart's output.
-	Overlay string `json:"overlay,omitempty"`
-	remote      *remoteChart     `json:"-"`
+	Overlay string       `json:"overlay,omitempty"`
+	remote  *remoteChart `json:"-"`
+	// Dependencies names the chart's resolved unvendored dependencies
+	// (with the digests of fetched ones); depPlan is how to attach them.
+	Dependencies []string   `json:"dependencies,omitempty"`
+	depPlan      []*depNode `json:"-"`
 }
 
 func (s *renderSpec) key() (string, error) {
@@ -165,10 +169,14 @@ func (run *renderRun) pairKey(ctx context.Context, c *v1alpha1.Cluster, app *v1a
 // specInputs fingerprints everything spec reads for the pair: the app, the
 // cluster, fleet.yaml and the values files (the Renderer's options do not
 // change). Pairs of remote charts are not fingerprinted (memo is false): their
-// spec depends on the chart repository too.
+// spec depends on the chart repository too. Nor are those of local charts
+// declaring dependencies, which may be remote (chartdeps.go).
 func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs string, memo bool) {
 	src := app.Spec.Source
 	if src.Helm != nil && isRemoteChart(src.Helm) {
+		return "", false
+	}
+	if src.Helm != nil && run.localChartDeclaresDeps(app) {
 		return "", false
 	}
 	af, aerr := run.fingerprint(app)
@@ -317,6 +325,9 @@ func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alph
 		} else {
 			s.Chart = h.Chart
 		}
+		if err := run.resolveChartDeps(ctx, s); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, errors.New("source names neither kustomize nor helm")
 	}
@@ -408,6 +419,9 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: %w", s.Chart, err)
 		}
+		if err := attachDeps(run.snap, ch, s.depPlan, d); err != nil {
+			return nil, fmt.Errorf("chart %s: %w", s.Chart, err)
+		}
 		for _, w := range valueWarnings(ch.Values, s.Values, "") {
 			d.warn(w)
 		}
@@ -420,6 +434,9 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 	ch, p, err := loadLocalChart(run.snap, s.AppDir, s.Chart, d)
 	if err != nil {
 		return nil, err
+	}
+	if err := attachDeps(run.snap, ch, s.depPlan, d); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", p, err)
 	}
 	for _, w := range valueWarnings(ch.Values, s.Values, "") {
 		d.warn(w)

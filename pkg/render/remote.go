@@ -33,6 +33,9 @@ const maxChartSize = 64 << 20
 type chartStore struct {
 	dir    string
 	client *http.Client
+	// declared remembers, by archive digest, whether a local .tgz chart
+	// declares dependencies (see declaresDeps).
+	declared sync.Map
 }
 
 func newChartStore(opts Options) *chartStore {
@@ -59,6 +62,8 @@ type remoteChart struct {
 type chartFetches struct {
 	mu sync.Mutex
 	m  map[string]*chartFetch
+	// deps memoizes the resolution of chart dependencies (chartdeps.go).
+	deps depMemo
 }
 
 type chartFetch struct {
@@ -68,7 +73,16 @@ type chartFetch struct {
 }
 
 func (f *chartFetches) get(ctx context.Context, s *chartStore, src *v1alpha1.HelmSource) (*remoteChart, error) {
-	key := src.Repo + "\x00" + src.Chart + "\x00" + src.Version + "\x00" + src.SHA256
+	return f.do(fetchKey(src), func() (*remoteChart, error) { return s.fetch(ctx, src) })
+}
+
+// fetchKey identifies a remote chart version in chartFetches.
+func fetchKey(src *v1alpha1.HelmSource) string {
+	return src.Repo + "\x00" + src.Chart + "\x00" + src.Version + "\x00" + src.SHA256
+}
+
+// do runs fetch once per key and Render call.
+func (f *chartFetches) do(key string, fetch func() (*remoteChart, error)) (*remoteChart, error) {
 	f.mu.Lock()
 	if f.m == nil {
 		f.m = map[string]*chartFetch{}
@@ -79,7 +93,7 @@ func (f *chartFetches) get(ctx context.Context, s *chartStore, src *v1alpha1.Hel
 		f.m[key] = e
 	}
 	f.mu.Unlock()
-	e.once.Do(func() { e.rc, e.err = s.fetch(ctx, src) })
+	e.once.Do(func() { e.rc, e.err = fetch() })
 	return e.rc, e.err
 }
 
@@ -193,20 +207,37 @@ func (s *chartStore) fetchOCI(ctx context.Context, src *v1alpha1.HelmSource) (*r
 // takes the archive from the disk cache or downloads and verifies it.
 func (s *chartStore) fetchRepo(ctx context.Context, src *v1alpha1.HelmSource) (*remoteChart, error) {
 	name := chartName(src)
-	base, err := url.Parse(strings.TrimSuffix(src.Repo, "/") + "/")
+	base, idx, err := s.repoIndex(ctx, src.Repo)
 	if err != nil {
-		return nil, fmt.Errorf("chart %s: repository URL: %w", name, redactErr(err))
+		return nil, fmt.Errorf("chart %s: %w", name, err)
+	}
+	return s.fetchFromIndex(ctx, src, base, idx)
+}
+
+// repoIndex downloads and parses an https repository's index.yaml, its
+// entries sorted newest first.
+func (s *chartStore) repoIndex(ctx context.Context, repoURL string) (*url.URL, *repo.IndexFile, error) {
+	base, err := url.Parse(strings.TrimSuffix(repoURL, "/") + "/")
+	if err != nil {
+		return nil, nil, fmt.Errorf("repository URL: %w", redactErr(err))
 	}
 	idxURL := base.ResolveReference(&url.URL{Path: "index.yaml"})
 	b, err := s.get(ctx, idxURL)
 	if err != nil {
-		return nil, fmt.Errorf("chart %s: index: %w", name, err)
+		return nil, nil, fmt.Errorf("index: %w", err)
 	}
 	var idx repo.IndexFile
 	if err := yaml.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("chart %s: index %s: %w", name, redactURL(idxURL.String()), err)
+		return nil, nil, fmt.Errorf("index %s: %w", redactURL(idxURL.String()), err)
 	}
 	idx.SortEntries()
+	return base, &idx, nil
+}
+
+// fetchFromIndex takes the chart version of the repository at base from the
+// disk cache, or downloads it and checks its digest against the index.
+func (s *chartStore) fetchFromIndex(ctx context.Context, src *v1alpha1.HelmSource, base *url.URL, idx *repo.IndexFile) (*remoteChart, error) {
+	name := chartName(src)
 	cv, err := idx.Get(src.Chart, src.Version)
 	if err != nil {
 		if errors.Is(err, repo.ErrNoChartName) {
@@ -220,7 +251,8 @@ func (s *chartStore) fetchRepo(ctx context.Context, src *v1alpha1.HelmSource) (*
 	cp := s.cachePath(base.Host+"/"+base.Path+"/"+src.Chart, cv.Version, cv.Digest)
 	if cv.Digest != "" {
 		if a := s.fromCache(cp, cv.Digest); a != nil {
-			return &remoteChart{archive: a, digest: cv.Digest}, nil
+			// the same digest as after a download (index digests lack the prefix)
+			return &remoteChart{archive: a, digest: "sha256:" + strings.TrimPrefix(cv.Digest, "sha256:")}, nil
 		}
 	}
 	u, err := url.Parse(cv.URLs[0])

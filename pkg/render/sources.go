@@ -133,7 +133,7 @@ func overlayBuild(snap *snapshot, dir string, chartObjs []object, d *deps) ([]ob
 		return nil, fmt.Errorf("copy repo to memory: %w", err)
 	}
 	virtual := map[string][]byte{
-		path.Join(fsRoot, kfile):                  nb,
+		path.Join(fsRoot, kfile):                nb,
 		path.Join(fsRoot, dir, chartOutputFile): chart,
 	}
 	fsys := &repoFS{FileSystem: &virtualFS{FileSystem: mem, files: virtual}, snap: snap, deps: d}
