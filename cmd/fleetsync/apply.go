@@ -75,6 +75,9 @@ func runApply(ctx context.Context, o applyCmdOptions, w io.Writer) error {
 	if o.output == "table" {
 		opts.Progress = func(c apply.Change) {
 			action := string(c.Action)
+			if c.Phase != "" {
+				action += " " + c.Phase // a hook: "hook pre-install", "failed post-upgrade"
+			}
 			if c.DryRun {
 				action += " (dry run)"
 			}
@@ -138,7 +141,7 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 		printRollouts(w, res.Rollouts)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(tw, "CLUSTER\tAPP\tWAVE\tCREATED\tCONFIGURED\tUNCHANGED\tPRUNED\tSKIPPED\tFAILED\tHEALTH")
+	fmt.Fprintln(tw, "CLUSTER\tAPP\tWAVE\tCREATED\tCONFIGURED\tUNCHANGED\tPRUNED\tSKIPPED\tHOOKS\tFAILED\tHEALTH")
 	var errs []string
 	for _, p := range res.Pairs {
 		counts := map[apply.Action]int{}
@@ -164,9 +167,9 @@ func printApplySummary(w io.Writer, res *reconcile.Result, verbose bool) {
 		case !p.Healthy && !p.Removed:
 			health = "Unhealthy"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Cluster, p.App, wave,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Cluster, p.App, wave,
 			counts[apply.Created]+counts[apply.Recreated], counts[apply.Configured], counts[apply.Unchanged],
-			counts[apply.Pruned], counts[apply.Skipped], counts[apply.Failed], health)
+			counts[apply.Pruned], counts[apply.Skipped], counts[apply.Hook], counts[apply.Failed], health)
 	}
 	_ = tw.Flush()
 	sort.Strings(errs)

@@ -55,6 +55,8 @@ const (
 	Pruned     Action = "pruned"
 	Skipped    Action = "skipped"
 	Failed     Action = "failed"
+	// Hook is a hook that ran (or, in a dry run, would run) in its Phase.
+	Hook Action = "hook"
 )
 
 // Change is the outcome for one object.
@@ -65,7 +67,10 @@ type Change struct {
 	Action  Action    `json:"action"`
 	// DryRun is true when nothing was written (the action is what would happen).
 	DryRun bool `json:"dryRun,omitempty"`
-	// Reason explains a skipped object.
+	// Phase is the hook event (pre-install, post-upgrade, ...) of a hook's
+	// change; empty for the release's objects.
+	Phase string `json:"phase,omitempty"`
+	// Reason explains a skipped object, or how a hook ran.
 	Reason string `json:"reason,omitempty"`
 	// Err is set for failed objects; it names cluster, app and object.
 	Err error `json:"-"`
@@ -107,7 +112,7 @@ func (cs *ChangeSet) Counts() map[Action]int {
 func (cs *ChangeSet) wrote() bool {
 	for _, c := range cs.Changes {
 		switch c.Action {
-		case Created, Configured, Recreated, Pruned:
+		case Created, Configured, Recreated, Pruned, Hook:
 			return !c.DryRun
 		}
 	}
@@ -135,10 +140,30 @@ func (cs *ChangeSet) Get(kind, namespace, name string) (Change, bool) {
 	return Change{}, false
 }
 
+// sort orders the changes: pre-* hooks in the order they ran, the release's
+// objects by name, post-* hooks in the order they ran.
 func (cs *ChangeSet) sort() {
 	sort.SliceStable(cs.Changes, func(i, j int) bool {
-		return cs.Changes[i].Object.String() < cs.Changes[j].Object.String()
+		a, b := cs.Changes[i], cs.Changes[j]
+		if ra, rb := changeRank(a), changeRank(b); ra != rb {
+			return ra < rb
+		}
+		if a.Phase != "" {
+			return false // hooks keep their order
+		}
+		return a.Object.String() < b.Object.String()
 	})
+}
+
+func changeRank(c Change) int {
+	switch {
+	case c.Phase == "":
+		return 1
+	case strings.HasPrefix(c.Phase, "pre-"):
+		return 0
+	default:
+		return 2
+	}
 }
 
 // ObjectError is an error about one object of one app on one cluster.

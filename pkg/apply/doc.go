@@ -29,6 +29,14 @@
 // over those fields into its own apply entry, so that the apply restores the
 // desired object instead of merging with the change (takeover.go).
 //
+// Objects annotated helm.sh/hook are Helm hooks (hooks.go): they are not applied
+// with the others but run around them as Helm runs them, pre-install or
+// pre-upgrade hooks first and post-* hooks once the other objects are healthy,
+// one at a time by weight, each waited for, with Helm's delete policies; only
+// when the desired digest changed since the last successful apply. A failed
+// hook stops the app (ErrUnhealthy). Hooks are not in the inventory, and
+// helm.sh/resource-policy: keep keeps an object like fleetsync.dev/prune: disabled.
+//
 // One object the API server rejects does not stop the others: every result is an
 // entry of the ChangeSet, and every error names cluster, app and object; KindOf
 // classifies errors for schedulers (transient, needs a person, unhealthy,

@@ -49,6 +49,27 @@ type Inventory struct {
 	// same output reuses these pins on every cluster (one digest per rollout).
 	Images       map[string]string `json:"images,omitempty"`
 	SourceDigest string            `json:"sourceDigest,omitempty"`
+	// Succeeded is the digest of the last apply that finished without error,
+	// its hooks included; hooks run only when the desired digest differs
+	// from it (see hooks.go).
+	Succeeded string `json:"succeeded,omitempty"`
+}
+
+// installed reports whether the app was ever applied successfully here: an
+// inventory with a successful apply or a healthy revision. Hooks of an app
+// that is not installed run in the install phases.
+func (inv *Inventory) installed() bool {
+	return inv != nil && (inv.Succeeded != "" || len(inv.History) > 0)
+}
+
+// succeededDigest is the digest of the last successful apply; an inventory
+// written before Succeeded was recorded falls back to its newest healthy
+// revision.
+func (inv *Inventory) succeededDigest() string {
+	if inv.Succeeded == "" && len(inv.History) > 0 {
+		return inv.History[0].Digest
+	}
+	return inv.Succeeded
 }
 
 // Hold is a revision of the app that failed on this cluster and was rolled back.
@@ -182,6 +203,7 @@ func decodeInventory(data map[string]string) (*Inventory, error) {
 		}
 	}
 	inv.SourceDigest = data["sourceDigest"]
+	inv.Succeeded = data["succeeded"]
 	return inv, nil
 }
 
@@ -236,6 +258,9 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 	}
 	if inv.SourceDigest != "" {
 		data["sourceDigest"] = inv.SourceDigest
+	}
+	if inv.Succeeded != "" {
+		data["succeeded"] = inv.Succeeded
 	}
 	return data, nil
 }
@@ -311,6 +336,21 @@ func (m *Manager) RecordHealthy(ctx context.Context, app, revision, digest strin
 	}
 	next := *inv
 	next.History = hist
+	return m.writeInventory(ctx, inv, &next)
+}
+
+// recordSucceeded stores the digest of a successful apply (after its post-*
+// hooks ran).
+func (m *Manager) recordSucceeded(ctx context.Context, app, digest string) error {
+	inv, err := m.Inventory(ctx, app)
+	if err != nil {
+		return err
+	}
+	if inv == nil {
+		return fmt.Errorf("%s/%s: record successful apply: no inventory", m.cluster.Name, app)
+	}
+	next := *inv
+	next.Succeeded = digest
 	return m.writeInventory(ctx, inv, &next)
 }
 

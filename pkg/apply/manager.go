@@ -109,8 +109,13 @@ func (r *run) fail(t *target, op string, err error) {
 
 // Apply makes the request's objects real on the cluster, prunes what left the
 // desired set (when allowed), stores the inventory and, with Wait, waits for health.
-// The ChangeSet is never nil; the error joins every failure (failed objects, a
-// refused prune, an unhealthy object, an inventory that could not be read or written).
+// Hooks (objects annotated helm.sh/hook) run around the release's objects as
+// Helm runs them (hooks.go): pre-* hooks first (a failed one stops the app
+// here: nothing else is applied or pruned), post-* hooks once the release's
+// objects are healthy.
+// The ChangeSet is never nil; the error joins every failure (failed objects and
+// hooks, a refused prune, an unhealthy object, an inventory that could not be
+// read or written).
 func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	r := &run{m: m, req: req, cs: &ChangeSet{Cluster: m.cluster.Name, App: req.App, Revision: req.Revision}, seen: map[string]bool{}}
 	if req.App == "" {
@@ -124,73 +129,132 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	if err := r.ensureNamespace(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	targets := r.prepare()
-	if err := r.applyStages(ctx, targets); err != nil {
-		errs = append(errs, err)
-	}
-	desired := make([]ObjectRef, 0, len(targets))
-	for _, t := range targets {
-		desired = append(desired, t.ref)
-	}
-	keep, err := r.prune(ctx, inv, desired)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: Digest(req.Objects), Objects: mergeRefs(desired, keep), Prune: req.Prune, Fleet: req.Fleet,
+	release, hooks := splitHooks(req.Objects)
+	digest := Digest(req.Objects)
+	plan := planHooks(inv, hooks, digest)
+	hookRuns := r.prepareHooks(hooks)
+	targets := r.prepare(release)
+	preOK := r.runPhase(ctx, plan.prePhase, r.hookRunsFor(plan.pre, hookRuns))
+	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: digest, Prune: req.Prune, Fleet: req.Fleet,
 		Images: req.Images, SourceDigest: req.SourceDigest}
+	if preOK {
+		if err := r.applyStages(ctx, targets); err != nil {
+			errs = append(errs, err)
+		}
+		desired := make([]ObjectRef, 0, len(targets))
+		for _, t := range targets {
+			desired = append(desired, t.ref)
+		}
+		// Hooks are not in the inventory, but an object that became a hook
+		// is not pruned either.
+		wanted := append(append([]ObjectRef(nil), desired...), hookRefs(hookRuns)...)
+		keep, err := r.prune(ctx, inv, wanted)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		newInv.Objects = mergeRefs(desired, keep)
+	} else if inv != nil {
+		newInv.Objects = inv.Objects // nothing of the release was applied
+	}
 	// AppliedAt starts a health deadline: it moves when the digest changes or
 	// when this apply changed the cluster (a corrected drift is a new apply);
 	// a no-op re-apply keeps it.
 	newInv.AppliedAt = time.Now().UTC().Truncate(time.Second)
 	if inv != nil {
-		newInv.History, newInv.Holds = inv.History, inv.Holds
+		newInv.History, newInv.Holds, newInv.Succeeded = inv.History, inv.Holds, inv.Succeeded
 		if inv.Digest == newInv.Digest && !inv.AppliedAt.IsZero() && !r.cs.wrote() {
 			newInv.AppliedAt = inv.AppliedAt
 		}
 	}
-	r.cs.sort()
 	if err := r.cs.Err(); err != nil {
 		errs = append(errs, err)
+	}
+	post := r.hookRunsFor(plan.post, hookRuns)
+	if len(errs) == 0 && len(post) == 0 {
+		newInv.Succeeded = digest
 	}
 	if !req.DryRun {
 		if err := m.writeInventory(ctx, inv, newInv); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if req.Wait && !req.DryRun && len(errs) == 0 {
-		timeout := req.Timeout
-		if timeout <= 0 {
-			timeout = DefaultTimeout
-		}
-		skipped := map[string]bool{}
-		for _, c := range r.cs.Changes {
-			if c.Action == Skipped {
-				skipped[c.Object.key()] = true
-			}
-		}
-		objs := make([]*unstructured.Unstructured, 0, len(targets))
-		for _, t := range targets {
-			if t.err == nil && !skipped[t.ref.key()] {
-				objs = append(objs, t.obj)
-			}
-		}
-		if _, err := m.WaitHealthy(ctx, req.App, objs, timeout); err != nil {
+	if req.DryRun && len(errs) == 0 {
+		r.runPhase(ctx, plan.postPhase, post)
+	}
+	if (req.Wait || len(post) > 0) && !req.DryRun && len(errs) == 0 {
+		if err := r.waitAndPost(ctx, targets, plan.postPhase, post, digest); err != nil {
 			errs = append(errs, err)
-		} else {
-			r.cs.Healthy = true
-			if err := m.RecordHealthy(ctx, req.App, req.Revision, newInv.Digest); err != nil {
-				errs = append(errs, err)
-			}
 		}
 	}
+	r.cs.sort()
 	return r.cs, errors.Join(errs...)
+}
+
+// waitAndPost waits for the release's objects to be healthy, then runs the
+// post-* hooks (like helm --wait) and, with Wait, records the revision as
+// healthy.
+func (r *run) waitAndPost(ctx context.Context, targets []*target, phase string, post []*hookRun, digest string) error {
+	m, req := r.m, r.req
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	skipped := map[string]bool{}
+	for _, c := range r.cs.Changes {
+		if c.Action == Skipped {
+			skipped[c.Object.key()] = true
+		}
+	}
+	objs := make([]*unstructured.Unstructured, 0, len(targets))
+	for _, t := range targets {
+		if t.err == nil && !skipped[t.ref.key()] {
+			objs = append(objs, t.obj)
+		}
+	}
+	if _, err := m.WaitHealthy(ctx, req.App, objs, timeout); err != nil {
+		return err
+	}
+	if len(post) > 0 {
+		if !r.runPhase(ctx, phase, post) {
+			return r.cs.Err()
+		}
+		if err := m.recordSucceeded(ctx, req.App, digest); err != nil {
+			return err
+		}
+	}
+	if !req.Wait {
+		return nil
+	}
+	r.cs.Healthy = true
+	return m.RecordHealthy(ctx, req.App, req.Revision, digest)
+}
+
+// hookRunsFor returns the prepared runs of a phase's hooks, in the phase's order.
+func (r *run) hookRunsFor(hooks []hook, runs []*hookRun) []*hookRun {
+	byObj := map[*unstructured.Unstructured]*hookRun{}
+	for _, h := range runs {
+		byObj[h.src] = h
+	}
+	out := make([]*hookRun, 0, len(hooks))
+	for _, h := range hooks {
+		out = append(out, byObj[h.obj])
+	}
+	return out
+}
+
+func hookRefs(runs []*hookRun) []ObjectRef {
+	out := make([]ObjectRef, 0, len(runs))
+	for _, h := range runs {
+		out = append(out, h.t.ref)
+	}
+	return out
 }
 
 // prepare copies and labels the objects and gives each its first stage guess
 // (CRD, Namespace, or later; resolve refines it).
-func (r *run) prepare() []*target {
-	out := make([]*target, 0, len(r.req.Objects))
-	for _, o := range r.req.Objects {
+func (r *run) prepare(objs []*unstructured.Unstructured) []*target {
+	out := make([]*target, 0, len(objs))
+	for _, o := range objs {
 		t := &target{obj: o.DeepCopy()}
 		labels := t.obj.GetLabels()
 		if labels == nil {

@@ -35,10 +35,12 @@ type Preview struct {
 
 // Preview compares every desired object with the cluster (objects annotated
 // fleetsync.dev/ssa: Ignore are left out; IfNotPresent objects that exist are in
-// sync). It does not write, and the request's Prune and Wait are not used.
+// sync). Hooks (helm.sh/hook) are left out: they run on apply, they are not
+// kept in sync. It does not write, and the request's Prune and Wait are not used.
 func (m *Manager) Preview(ctx context.Context, req Request) []Preview {
 	r := &run{m: m, req: req, cs: &ChangeSet{}}
-	targets := r.prepare()
+	release, _ := splitHooks(req.Objects)
+	targets := r.prepare(release)
 	out := make([]Preview, len(targets))
 	var ok []*target
 	var idx []int

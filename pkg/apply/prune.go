@@ -73,6 +73,9 @@ func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, desir
 	if live.GetAnnotations()[annotationPrune] == PruneDisabled {
 		return Change{Object: ref, Action: Skipped, Reason: annotationPrune + ": " + PruneDisabled + " (left on the cluster, no longer managed)"}, nil
 	}
+	if live.GetAnnotations()[AnnotationResourcePolicy] == ResourcePolicyKeep {
+		return Change{Object: ref, Action: Skipped, Reason: AnnotationResourcePolicy + ": " + ResourcePolicyKeep + " (left on the cluster, no longer managed)"}, nil
+	}
 	if owner := live.GetLabels()[labelApp]; owner != "" && owner != app {
 		return Change{Object: ref, Action: Skipped, Reason: fmt.Sprintf("now belongs to app %s", owner)}, nil
 	}

@@ -207,7 +207,7 @@ func (r *run) immutable(ctx context.Context, t *target, fields []string, err err
 		r.record(Change{Object: t.ref, Action: Recreated, Reason: "immutable field " + strings.Join(fields, ", ")})
 		return
 	}
-	if err := r.m.deleteAndWait(ctx, t); err != nil {
+	if _, err := r.m.deleteAndWait(ctx, t, metav1.DeletePropagationForeground); err != nil {
 		r.fail(t, "recreate: delete", err)
 		return
 	}
@@ -219,36 +219,36 @@ func (r *run) immutable(ctx context.Context, t *target, fields []string, err err
 	r.record(Change{Object: t.ref, Action: Recreated, Reason: "immutable field " + strings.Join(fields, ", ")})
 }
 
-// deleteAndWait deletes the live object and waits until it is gone.
-func (m *Manager) deleteAndWait(ctx context.Context, t *target) error {
+// deleteAndWait deletes the live object (with the propagation policy) and
+// waits until it is gone; gone reports whether there was one.
+func (m *Manager) deleteAndWait(ctx context.Context, t *target, policy metav1.DeletionPropagation) (gone bool, err error) {
 	ri := m.resource(t.mapping, t.obj.GetNamespace())
 	name := t.obj.GetName()
 	live, err := ri.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	uid := live.GetUID()
-	policy := metav1.DeletePropagationForeground
 	err = ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.opts.DeleteTimeout)
 	defer cancel()
 	for {
 		cur, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) || (err == nil && cur.GetUID() != uid) {
-			return nil
+			return true, nil
 		}
 		if err != nil && ctx.Err() == nil {
-			return err
+			return false, err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("still present %s after delete", m.opts.DeleteTimeout)
+			return false, fmt.Errorf("still present %s after delete", m.opts.DeleteTimeout)
 		case <-time.After(m.opts.PollInterval / 4):
 		}
 	}

@@ -92,11 +92,23 @@ func (r *Report) Get(kind, namespace, name string) (ObjectDrift, bool) {
 
 // Detect compares an app's desired objects (req.Objects) and its inventory with
 // the cluster. The report lists every object; the error joins per-object errors
-// (those objects have state "error") and an unreadable inventory.
+// (those objects have state "error") and an unreadable inventory. Hooks
+// (helm.sh/hook) are left out: they run on apply and are never drift, nor
+// extra (apply does not prune an object that is now a hook).
 func Detect(ctx context.Context, m *apply.Manager, req apply.Request) (*Report, error) {
 	rep := &Report{Cluster: m.Cluster().Name, App: req.App}
 	var errs []error
 	desired := map[string]bool{}
+	for _, o := range req.Objects {
+		if apply.IsHook(o) {
+			ref := apply.RefOf(o)
+			desired[refKey(ref)] = true
+			if ref.Namespace == "" { // namespaced hooks without one get the app's
+				ref.Namespace = req.Namespace
+				desired[refKey(ref)] = true
+			}
+		}
+	}
 	for _, p := range m.Preview(ctx, req) {
 		desired[refKey(p.Object)] = true
 		od := ObjectDrift{Object: p.Object, ChangedBy: p.TakenOver, Approximate: p.Approximate}

@@ -208,3 +208,33 @@ stringData: {password: VALUE, user: admin-user-name}
 		}
 	}
 }
+
+// Hooks (helm.sh/hook) are never drift: not compared, not extra, even when
+// the hook object is gone or differs on the cluster.
+func TestHooksAreNotDrift(t *testing.T) {
+	e := newEnv(t)
+	stream := `apiVersion: v1
+kind: ConfigMap
+metadata: {name: app, namespace: %[1]s}
+data: {v: "1"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: setup
+  namespace: %[1]s
+  annotations: {helm.sh/hook: pre-install, helm.sh/hook-delete-policy: hook-succeeded}
+data: {v: "1"}
+`
+	req := apply.Request{App: "hooked", Objects: objs(t, e.ns, stream), Prune: true}
+	if _, err := e.m.Apply(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := drift.Detect(ctxT(t), e.m, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Drifted() || len(rep.Objects) != 1 || rep.Objects[0].Object.Name != "app" {
+		t.Fatalf("report %+v", rep.Objects)
+	}
+}

@@ -107,7 +107,8 @@ func TestTail(t *testing.T) {
 func TestStagesHonourNeverReady(t *testing.T) {
 	s := string(kwokStages)
 	for _, want := range []string{"name: pod-ready", "name: pod-never-ready", "name: node-initialize",
-		`.metadata.annotations["localfleet.fleetsync.dev/never-ready"]`} {
+		`.metadata.annotations["localfleet.fleetsync.dev/never-ready"]`,
+		"name: pod-complete", "name: pod-fail", `.metadata.annotations["localfleet.fleetsync.dev/fail"]`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("stages.yaml lacks %q", want)
 		}
