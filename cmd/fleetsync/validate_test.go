@@ -141,3 +141,45 @@ func TestValidateRenderFailure(t *testing.T) {
 		t.Errorf("--render=false: exit status %d, want 0", code)
 	}
 }
+
+// validate names random output, kinds of unknown scope, empty renders and
+// Kustomize deprecations as warnings: the repo stays valid.
+func TestValidateWarnings(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"clusters/north.yaml":               "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: north, labels: {env: prod}}\n",
+		"apps/db/app.yaml":                  "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: db}\nspec:\n  namespace: db\n  source: {helm: {chart: ./chart}}\n  targets: {clusterSelector: {}}\n",
+		"apps/db/chart/Chart.yaml":          "apiVersion: v2\nname: db\nversion: 0.1.0\n",
+		"apps/db/chart/templates/s.yaml":    "apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\nstringData: {password: {{ randAlphaNum 12 | quote }}}\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+		"apps/empty/app.yaml":               "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: empty}\nspec:\n  source: {helm: {chart: ./chart}}\n  targets: {clusterSelector: {}}\n",
+		"apps/empty/chart/Chart.yaml":       "apiVersion: v2\nname: empty\nversion: 0.1.0\n",
+		"apps/empty/chart/templates/x.yaml": "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n{{- end }}\n",
+		"apps/old/app.yaml":                 "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: old}\nspec:\n  namespace: old\n  source: {kustomize: {path: base}}\n  targets: {clusterSelector: {}}\n",
+		"apps/old/base/kustomization.yaml":  "commonLabels: {a: b}\nresources: [cm.yaml]\n",
+		"apps/old/base/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+	}
+	for p, body := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runValidateCmd(t, "--repo", dir)
+	for _, want := range []string{
+		"apps/db/app.yaml:6: spec.source: warning: north/db: renders differently each time (random output such as randAlphaNum): Secret/db/pw",
+		"apps/db/app.yaml:6: spec.source: warning: north/db: Widget w: the scope of kind example.com/Widget is unknown here",
+		"apps/empty/app.yaml:5: spec.source: warning: north/empty: renders no objects",
+		"apps/old/app.yaml:6: spec.source: warning: north/old: apps/old/base/kustomization.yaml: 'commonLabels' is deprecated",
+		"valid: 1 clusters, 3 apps",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d, want 0 (warnings only)", code)
+	}
+}

@@ -53,6 +53,11 @@ type Inventory struct {
 	// its hooks included; hooks run only when the desired digest differs
 	// from it (see hooks.go).
 	Succeeded string `json:"succeeded,omitempty"`
+	// Inputs is the Request.InputsDigest of the last successful apply, and
+	// ObjectDigests the digest of each object it applied (by ObjectRef key):
+	// together they tell random output from a change (see random.go).
+	Inputs        string            `json:"inputs,omitempty"`
+	ObjectDigests map[string]string `json:"objectDigests,omitempty"`
 }
 
 // installed reports whether the app was ever applied successfully here: an
@@ -204,6 +209,12 @@ func decodeInventory(data map[string]string) (*Inventory, error) {
 	}
 	inv.SourceDigest = data["sourceDigest"]
 	inv.Succeeded = data["succeeded"]
+	inv.Inputs = data["inputs"]
+	if s := data["objectDigests"]; s != "" {
+		if err := json.Unmarshal([]byte(s), &inv.ObjectDigests); err != nil {
+			return nil, fmt.Errorf("key objectDigests: %w", err)
+		}
+	}
 	return inv, nil
 }
 
@@ -261,6 +272,16 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 	}
 	if inv.Succeeded != "" {
 		data["succeeded"] = inv.Succeeded
+	}
+	if inv.Inputs != "" {
+		data["inputs"] = inv.Inputs
+	}
+	if len(inv.ObjectDigests) > 0 {
+		b, err := json.Marshal(inv.ObjectDigests) // keys sorted: deterministic
+		if err != nil {
+			return nil, err
+		}
+		data["objectDigests"] = string(b) + "\n"
 	}
 	return data, nil
 }
@@ -339,9 +360,9 @@ func (m *Manager) RecordHealthy(ctx context.Context, app, revision, digest strin
 	return m.writeInventory(ctx, inv, &next)
 }
 
-// recordSucceeded stores the digest of a successful apply (after its post-*
-// hooks ran).
-func (m *Manager) recordSucceeded(ctx context.Context, app, digest string) error {
+// recordSucceeded stores the digest and inputs of a successful apply (after
+// its post-* hooks ran).
+func (m *Manager) recordSucceeded(ctx context.Context, app, digest, inputs string, digests map[string]string) error {
 	inv, err := m.Inventory(ctx, app)
 	if err != nil {
 		return err
@@ -350,7 +371,7 @@ func (m *Manager) recordSucceeded(ctx context.Context, app, digest string) error
 		return fmt.Errorf("%s/%s: record successful apply: no inventory", m.cluster.Name, app)
 	}
 	next := *inv
-	next.Succeeded = digest
+	next.Succeeded, next.Inputs, next.ObjectDigests = digest, inputs, digests
 	return m.writeInventory(ctx, inv, &next)
 }
 

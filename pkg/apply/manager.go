@@ -57,6 +57,7 @@ type target struct {
 	stage   int
 	live    *unstructured.Unstructured // nil: not among the app's labelled objects
 	err     error                      // preparation error
+	random  bool                       // random output to keep (random.go)
 }
 
 func isCRD(gk schema.GroupKind) bool {
@@ -131,12 +132,18 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	}
 	release, hooks := splitHooks(req.Objects)
 	digest := Digest(req.Objects)
-	plan := planHooks(inv, hooks, digest)
+	hookDigest := digest
+	if stableInputs(inv, req) {
+		hookDigest = inv.succeededDigest() // random output is no reason to run hooks
+	}
+	plan := planHooks(inv, hooks, hookDigest)
 	hookRuns := r.prepareHooks(hooks)
 	targets := r.prepare(release)
+	markRandom(inv, req, targets)
 	preOK := r.runPhase(ctx, plan.prePhase, r.hookRunsFor(plan.pre, hookRuns))
 	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: digest, Prune: req.Prune, Fleet: req.Fleet,
 		Images: req.Images, SourceDigest: req.SourceDigest}
+	digests := objectDigests(inv, req, targets)
 	if preOK {
 		if err := r.applyStages(ctx, targets); err != nil {
 			errs = append(errs, err)
@@ -173,6 +180,14 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	if len(errs) == 0 && len(post) == 0 {
 		newInv.Succeeded = digest
 	}
+	// Inputs and object digests describe the last successful apply only
+	// (with post hooks: recorded once they succeeded).
+	if inv != nil {
+		newInv.Inputs, newInv.ObjectDigests = inv.Inputs, inv.ObjectDigests
+	}
+	if len(errs) == 0 && len(post) == 0 {
+		newInv.Inputs, newInv.ObjectDigests = req.InputsDigest, digests
+	}
 	if !req.DryRun {
 		if err := m.writeInventory(ctx, inv, newInv); err != nil {
 			errs = append(errs, err)
@@ -182,7 +197,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 		r.runPhase(ctx, plan.postPhase, post)
 	}
 	if (req.Wait || len(post) > 0) && !req.DryRun && len(errs) == 0 {
-		if err := r.waitAndPost(ctx, targets, plan.postPhase, post, digest); err != nil {
+		if err := r.waitAndPost(ctx, targets, plan.postPhase, post, digest, digests); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -193,7 +208,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 // waitAndPost waits for the release's objects to be healthy, then runs the
 // post-* hooks (like helm --wait) and, with Wait, records the revision as
 // healthy.
-func (r *run) waitAndPost(ctx context.Context, targets []*target, phase string, post []*hookRun, digest string) error {
+func (r *run) waitAndPost(ctx context.Context, targets []*target, phase string, post []*hookRun, digest string, digests map[string]string) error {
 	m, req := r.m, r.req
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -218,7 +233,7 @@ func (r *run) waitAndPost(ctx context.Context, targets []*target, phase string, 
 		if !r.runPhase(ctx, phase, post) {
 			return r.cs.Err()
 		}
-		if err := m.recordSucceeded(ctx, req.App, digest); err != nil {
+		if err := m.recordSucceeded(ctx, req.App, digest, req.InputsDigest, digests); err != nil {
 			return err
 		}
 	}

@@ -139,6 +139,12 @@ type Request struct {
 	// Images and SourceDigest are recorded in the inventory (see Inventory).
 	Images       map[string]string
 	SourceDigest string
+	// InputsDigest identifies what the objects were rendered from (not the
+	// revision). When it equals the inputs of the last successful apply, an
+	// object whose content differs from what that apply wrote is random
+	// output (randAlphaNum): it is not re-applied, and no hooks run (see
+	// docs/apply.md "Random output"). Empty: no such protection.
+	InputsDigest string
 }
 
 // DefaultTimeout bounds Wait when Request.Timeout is zero.

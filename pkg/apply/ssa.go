@@ -56,6 +56,10 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.write(ctx, t)
 		return
 	}
+	if t.random {
+		r.record(Change{Object: t.ref, Action: Unchanged, Reason: randomReason})
+		return
+	}
 	if mgrs := takeoverManagers(t.live, m.opts.TakeOver); len(mgrs) > 0 {
 		r.takeOverAndApply(ctx, t, mgrs)
 		return

@@ -369,7 +369,7 @@ func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(Mirro
 func (d *Desired) request(cluster string, ar *render.AppResult, o RequestOptions) apply.AppRequest {
 	req := Request(d.Repo, ar, d.incomplete(cluster), o)
 	if pi := d.images[pairKey(cluster, ar.App)]; pi != nil {
-		req.Images, req.SourceDigest = pi.pins, pi.sourceDigest
+		req.Images, req.SourceDigest, req.InputsDigest = pi.pins, pi.sourceDigest, pinInputs(req.InputsDigest, pi.pins)
 	}
 	return req
 }

@@ -1,6 +1,9 @@
 package reconcile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
 	"time"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
@@ -44,6 +47,7 @@ func Request(repo *fleet.Repo, ar *render.AppResult, incomplete bool, o RequestO
 		Fleet:          FleetName(repo),
 		Revision:       revisionOf(repo),
 		Objects:        ar.Objects,
+		InputsDigest:   ar.InputsDigest,
 		DryRun:         o.DryRun,
 		AllowMassPrune: o.AllowMassPrune,
 		Incomplete:     incomplete || ar.Err != nil,
@@ -63,6 +67,25 @@ func Request(repo *fleet.Repo, ar *render.AppResult, incomplete bool, o RequestO
 		}
 	}
 	return req
+}
+
+// pinInputs adds a pair's image pins to its render inputs: the same tag
+// pinned to a new digest is a change, never random output.
+func pinInputs(inputs string, pins map[string]string) string {
+	if inputs == "" || len(pins) == 0 {
+		return inputs
+	}
+	keys := make([]string, 0, len(pins))
+	for k := range pins {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	h.Write([]byte(inputs))
+	for _, k := range keys {
+		h.Write([]byte("\x00" + k + "=" + pins[k]))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // FleetName is the fleet's name from fleet.yaml ("" without one). An

@@ -562,7 +562,7 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 		}
 		req := Request(old, &render.AppResult{App: a.app, Objects: objs}, false, a.o)
 		if pi != nil {
-			req.Images, req.SourceDigest = pi.pins, pi.sourceDigest
+			req.Images, req.SourceDigest, req.InputsDigest = pi.pins, pi.sourceDigest, pinInputs(req.InputsDigest, pi.pins)
 		}
 		req.Wait = false
 		release := a.r.slot(ctx, c)

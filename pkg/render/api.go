@@ -132,6 +132,12 @@ type AppResult struct {
 	// pair (deprecated fields, values Helm skips, kinds of unknown scope,
 	// an empty render); they never reach stderr raw.
 	Warnings []string
+	// InputsDigest identifies everything the pair was rendered from (the
+	// render key: chart or folder, values, .Capabilities, patches, the
+	// cluster's facts; the digests of the files read) but not the revision:
+	// equal digests mean equal inputs, so output that differs anyway is
+	// random (randAlphaNum). Empty when it could not be worked out.
+	InputsDigest string
 }
 
 // Render renders every selected (cluster, app) pair where the app targets the

@@ -218,6 +218,9 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) 
 		ns := j.app.Spec.Namespace
 		autoNS := ns != "" && facts.nsOwner[ns] == name && !facts.explicit[ns]
 		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
+		if kerr == nil {
+			pairs[i].InputsDigest = inputsDigest(fmt.Sprintf("%s|%s|%s|%t|%s", ckey, name, ns, autoNS, j.src.inputs))
+		}
 		slot := c.Metadata.Name + "/" + name
 		if kerr == nil {
 			if objs, oids, warns, ok := run.r.finished.get(slot, key, run.revision); ok {
@@ -240,6 +243,11 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) 
 	}
 	checkDuplicates(c.Metadata.Name, pairs, ids)
 	return pairs
+}
+
+func inputsDigest(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(h[:])
 }
 
 // clusterKey fingerprints what the per-cluster steps of every app on the

@@ -473,6 +473,7 @@ type cacheEntry struct {
 	objs       []object
 	namespaces []string        // Namespace objects it renders
 	warnings   []string        // the render's warnings
+	inputs     string          // digest of the render key and of every path the render read
 	crdScopes  map[string]bool // group/kind of its CRDs -> cluster-scoped
 }
 
@@ -503,7 +504,7 @@ func (c *renderCache) put(key string, d *deps, objs []object) *cacheEntry {
 
 // store makes the cache entry of a render, and keeps it when keep is set.
 func (c *renderCache) store(key string, d *deps, objs []object, keep bool) *cacheEntry {
-	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}, warnings: d.warnings}
+	e := &cacheEntry{deps: d, objs: objs, crdScopes: map[string]bool{}, warnings: d.warnings, inputs: d.inputs(key)}
 	for _, o := range objs {
 		switch gkOf(o) {
 		case "/Namespace":

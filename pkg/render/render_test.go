@@ -558,3 +558,37 @@ func TestKustomizeDeprecationsCaptured(t *testing.T) {
 		t.Errorf("replicas %d, want 3 from the file patch", r)
 	}
 }
+
+// The inputs digest is the same for the same inputs in separate Renderers
+// (separate processes), whatever a chart's random output, and moves when an
+// input changes; the revision is not an input.
+func TestInputsDigest(t *testing.T) {
+	dir := t.TempDir()
+	write := func(tier string) {
+		writeTree(t, dir, map[string]string{
+			"clusters/north.yaml":            "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: north}\n",
+			"apps/db/app.yaml":               "apiVersion: fleetsync.dev/v1alpha1\nkind: App\nmetadata: {name: db}\nspec:\n  namespace: db\n  source: {helm: {chart: ./chart, values: {tier: " + tier + "}}}\n  targets: {clusterSelector: {}}\n",
+			"apps/db/chart/Chart.yaml":       "apiVersion: v2\nname: db\nversion: 0.1.0\n",
+			"apps/db/chart/templates/s.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\nstringData: {password: {{ randAlphaNum 12 | quote }}, tier: {{ .Values.tier | quote }}}\n",
+		})
+	}
+	pair := func() *AppResult {
+		p := New(Options{}).Render(context.Background(), loadRepo(t, dir), Selection{}).Get("north", "db")
+		if p.Err != nil || p.InputsDigest == "" {
+			t.Fatalf("render: %v, digest %q", p.Err, p.InputsDigest)
+		}
+		return p
+	}
+	write("a")
+	a1, a2 := pair(), pair()
+	if a1.InputsDigest != a2.InputsDigest {
+		t.Errorf("same inputs, different digests %s %s", a1.InputsDigest, a2.InputsDigest)
+	}
+	if d := Differing(a1.Objects, a2.Objects); len(d) != 1 || d[0] != "Secret/db/pw" {
+		t.Errorf("Differing = %v, want the random Secret", d)
+	}
+	write("b")
+	if b := pair(); b.InputsDigest == a1.InputsDigest {
+		t.Error("a changed value kept the inputs digest")
+	}
+}

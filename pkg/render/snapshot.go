@@ -267,6 +267,24 @@ func (d *deps) addTree(s *snapshot, dir string) {
 	}
 }
 
+// inputs digests a render key with every path the render read and its
+// digest: the same digest means the same render inputs, whatever the output.
+func (d *deps) inputs(key string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	paths := make([]string, 0, len(d.seen))
+	for p := range d.seen {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	h := sha256.New()
+	h.Write([]byte(key))
+	for _, p := range paths {
+		h.Write([]byte("\x00" + p + "\x00" + d.seen[p]))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // valid reports whether every recorded path still has the same digest in s.
 func (d *deps) valid(s *snapshot) bool {
 	d.mu.Lock()
