@@ -145,7 +145,13 @@ func renderProblems(repo *fleet.Repo, res *render.Result) fleet.Problems {
 	for _, c := range res.Clusters {
 		for _, a := range c.Apps {
 			if a.Err != nil {
-				out = append(out, pairProblem(repo, a.App, "render failed: "+a.Err.Error()))
+				p := pairProblem(repo, a.App, "render failed: "+a.Err.Error())
+				var fe *render.FieldError
+				if app := repo.App(a.App); app != nil && errors.As(a.Err, &fe) {
+					p.Field = fe.Field
+					p.File, p.Line = repo.Position(app, fe.Field)
+				}
+				out = append(out, p)
 			}
 		}
 	}

@@ -183,3 +183,44 @@ func TestValidateWarnings(t *testing.T) {
 		t.Errorf("exit %d, want 0 (warnings only)", code)
 	}
 }
+
+// A render error caused by a customization's patch is reported at that
+// patch's line, not at spec.source.
+func TestValidateBlamesPatch(t *testing.T) {
+	dir := t.TempDir()
+	app := `apiVersion: fleetsync.dev/v1alpha1
+kind: App
+metadata: {name: web}
+spec:
+  namespace: web
+  source: {kustomize: {path: base}}
+  targets: {clusterSelector: {}}
+  customizations:
+    - clusterSelector: {}
+      patches:
+        - patch: '[{"op": "add", "path": "/metadata/labels", "value": {"ok": "yes"}}]'
+          target: {kind: ConfigMap}
+    - clusterSelector: {}
+      patches:
+        - patch: '[{"op": "replace", "path": "/spec/nothing", "value": 1}]'
+          target: {kind: ConfigMap}
+`
+	for p, body := range map[string]string{
+		"clusters/north.yaml":   "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: north}\n",
+		"apps/web/app.yaml":     app,
+		"apps/web/base/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+	} {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, code := runValidateCmd(t, "--repo", dir)
+	want := "apps/web/app.yaml:15: spec.customizations[1].patches[0]: render failed: north/web: spec.customizations[1].patches[0]: patch: replace operation does not apply"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("exit %d, want 1 with %q:\n%s", code, want, out)
+	}
+}

@@ -164,6 +164,16 @@ func (r *Renderer) Render(ctx context.Context, repo *fleet.Repo, sel Selection) 
 	return res
 }
 
+// FieldError is a render error caused by one field of the App, e.g.
+// "spec.customizations[1].patches[0]": validate reports it at that field's line.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
 // Err joins every pair's error (each starts with "cluster/app: "); nil when
 // every pair rendered.
 func (r *Result) Err() error {

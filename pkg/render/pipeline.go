@@ -72,6 +72,8 @@ type renderSpec struct {
 	// Overlay is a Kustomize overlay built over a Helm chart's output.
 	Overlay string       `json:"overlay,omitempty"`
 	remote  *remoteChart `json:"-"`
+	// patchFields names the App field of each patch (same order as Patches).
+	patchFields []string
 	// Dependencies names the chart's resolved unvendored dependencies
 	// (with the digests of fetched ones); depPlan is how to attach them.
 	Dependencies []string   `json:"dependencies,omitempty"`
@@ -265,9 +267,12 @@ func pairErr(c *v1alpha1.Cluster, app *v1alpha1.App, err error) error {
 func (run *renderRun) spec(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*renderSpec, error) {
 	appDir := fleet.AppDir(app.Metadata.Name)
 	s := &renderSpec{AppDir: appDir}
-	for _, cu := range app.Spec.Customizations {
+	for i, cu := range app.Spec.Customizations {
 		if run.match.matches(cu.ClusterSelector, c) {
 			s.Patches = append(s.Patches, cu.Patches...)
+			for j := range cu.Patches {
+				s.patchFields = append(s.patchFields, fmt.Sprintf("spec.customizations[%d].patches[%d]", i, j))
+			}
 		}
 	}
 	src := app.Spec.Source
@@ -396,7 +401,7 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 		}
 		out, err := applyPatches(in, s.Patches)
 		if err != nil {
-			return nil, err
+			return nil, blamePatch(in, s.Patches, s.patchFields, err)
 		}
 		if objs, err = decodeObjects(out, "patched output"); err != nil {
 			return nil, err
@@ -411,6 +416,18 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 		d.warn("renders no objects: check the source (templates gated by values or .Capabilities, an empty folder)")
 	}
 	return objs, nil
+}
+
+// blamePatch finds the first patch that fails when the patches are applied
+// one more at a time, and names its field in the App; err is the failure of
+// all of them together.
+func blamePatch(in []byte, patches []v1alpha1.Patch, fields []string, err error) error {
+	for n := 1; n <= len(patches) && n <= len(fields); n++ {
+		if _, perr := applyPatches(in, patches[:n]); perr != nil {
+			return &FieldError{Field: fields[n-1], Err: perr}
+		}
+	}
+	return err
 }
 
 func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([]object, error) {

@@ -36,7 +36,7 @@ func TestBadInputErrors(t *testing.T) {
 		"dup-b":             {"ConfigMap/common/shared", "also rendered by app dup-a"},
 		"invalid-object":    {"invalid-object/templates/cm.yaml", "missing metadata.name"},
 		"no-kind":           {"no-kind/templates/cm.yaml", "missing kind"},
-		"bad-patch":         {"patch: replace operation does not apply", "/spec/missing/field"},
+		"bad-patch":         {"spec.customizations[1].patches[0]: patch: replace operation does not apply", "/spec/missing/field"},
 	}
 	for app, parts := range want {
 		p := res.Get("only", app)
