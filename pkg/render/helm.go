@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -140,7 +141,22 @@ func helmValuesWith(read func(string) (map[string]any, error), repo *fleet.Repo,
 	if err != nil {
 		return nil, fmt.Errorf("values: %w", err)
 	}
-	return out.(map[string]any), nil
+	return helmNumbers(out.(map[string]any))
+}
+
+// helmNumbers gives values the types Helm gives a values file (`helm
+// template -f`): every number a float64, as JSON decodes it, so templates see
+// what they see with the CLI (kindOf, large numbers printed as 1e+06).
+func helmNumbers(vals map[string]any) (map[string]any, error) {
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	return out, nil
 }
 
 // mergeValues deep-merges over into a copy of base: maps merge key by key,
