@@ -180,6 +180,8 @@ func (f *repoFS) ReadFile(p string) ([]byte, error) {
 // with the deprecated fields moved to their replacements the way `kustomize
 // edit fix` does (so that krusty, which prints these warnings straight to
 // stderr, has nothing to print). 'vars' has no replacement: it is kept.
+//
+//nolint:staticcheck // SA1019: moving the deprecated fields is the point.
 func (f *repoFS) fixDeprecated(file string, b []byte) []byte {
 	var k types.Kustomization
 	if err := k.Unmarshal(b); err != nil {
