@@ -1,0 +1,324 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/fleetsync/fleetsync/internal/daemon"
+	"github.com/fleetsync/fleetsync/internal/gittest"
+	"github.com/fleetsync/fleetsync/internal/testfleet"
+	"github.com/fleetsync/fleetsync/pkg/apply"
+	"github.com/fleetsync/fleetsync/pkg/cluster"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
+	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/source"
+)
+
+func TestMain(m *testing.M) { os.Exit(testfleet.Main(m, "north", "south", "east")) }
+
+var clusters = []string{"north", "south", "east"}
+
+// world is one test's fleet repo (served by a real git server on loopback),
+// namespace (on every cluster: it holds the app and the inventories) and
+// daemon.
+type world struct {
+	t       *testing.T
+	ns, app string
+	work    string // the repo's work tree
+	url     string
+	dyn     map[string]dynamic.Interface
+	d       *daemon.Daemon
+	hook    http.Handler
+	secret  []byte
+
+	mu      sync.Mutex
+	applied []string // cluster of each Deployment write, in order
+}
+
+var nsGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+var deployGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	gittest.SkipWithoutGit(t)
+	f := testfleet.Get(t)
+	w := &world{t: t, dyn: map[string]dynamic.Interface{}, secret: []byte("s3cret")}
+	w.ns = f.Namespace(t, "north")
+	w.app = "web-" + w.ns[len(w.ns)-5:]
+	for _, c := range clusters {
+		w.dyn[c] = dynamic.NewForConfigOrDie(f.RESTConfig(t, c))
+		if c != "north" {
+			obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": w.ns}}}
+			if _, err := w.dyn[c].Resource(nsGVR).Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = w.dyn[c].Resource(nsGVR).Delete(context.Background(), w.ns, metav1.DeleteOptions{}) })
+		}
+	}
+	root := t.TempDir()
+	w.work = filepath.Join(root, "fleet")
+	gittest.Init(t, w.work)
+	w.write("v1", false)
+	gittest.CommitAll(t, w.work, "v1")
+	h, err := gittest.HTTPHandler(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	w.url = srv.URL + "/fleet/.git"
+
+	dial := func(ctx context.Context, name string) (*apply.Manager, error) {
+		c, err := cluster.New(name, f.RESTConfig(t, name), cluster.ConnectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		opts := apply.DefaultOptions()
+		opts.InventoryNamespace = w.ns
+		opts.PollInterval = 200 * time.Millisecond
+		return apply.NewManager(c, opts), nil
+	}
+	rec := reconcile.New(reconcile.NewPool(dial, reconcile.PoolOptions{Attempts: 1}), render.New(render.Options{}), reconcile.Options{PollInterval: 200 * time.Millisecond})
+	src, err := source.Open(context.Background(), w.url, source.Options{Ref: "main", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	w.d = daemon.New(daemon.Options{
+		Source: src, Ref: "main", Reconciler: rec,
+		Interval: time.Hour, HeartbeatInterval: time.Second, Debounce: 50 * time.Millisecond,
+		Request: reconcile.RequestOptions{Progress: func(c apply.Change) {
+			if c.Object.Kind == "Deployment" && (c.Action == apply.Created || c.Action == apply.Configured) {
+				w.mu.Lock()
+				w.applied = append(w.applied, c.Cluster)
+				w.mu.Unlock()
+			}
+		}},
+		Metrics: daemon.NewMetrics(),
+	})
+	w.hook = w.d.GitHubWebhook(w.secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return 30s after its context was cancelled")
+		}
+	})
+	return w
+}
+
+// write writes the fleet repo: three clusters, one app rolled out to north
+// first; tag is the image tag, bad makes its pods never ready.
+func (w *world) write(tag string, bad bool) {
+	w.t.Helper()
+	podAnn := ""
+	if bad {
+		podAnn = "\n      annotations: {localfleet.fleetsync.dev/never-ready: \"true\"}"
+	}
+	files := map[string]string{
+		"fleet.yaml": "apiVersion: fleetsync.dev/v1alpha1\nkind: Fleet\nmetadata: {name: " + w.ns + "}\n",
+		"apps/" + w.app + "/app.yaml": fmt.Sprintf(`apiVersion: fleetsync.dev/v1alpha1
+kind: App
+metadata: {name: %s}
+spec:
+  namespace: %s
+  source: {kustomize: {path: manifests}}
+  targets: {clusterSelector: {}}
+  rollout:
+    healthTimeout: 8s
+    autoRollback: true
+    waves:
+      - clusterSelector: {matchLabels: {region: north}}
+      - clusterSelector: {}
+`, w.app, w.ns),
+		"apps/" + w.app + "/manifests/deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}%s
+    spec:
+      containers: [{name: web, image: "example.invalid/web:%s"}]
+`, podAnn, tag),
+	}
+	for _, c := range clusters {
+		files["clusters/"+c+".yaml"] = "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: " + c + ", labels: {region: " + c + "}}\n"
+	}
+	for p, body := range files {
+		full := filepath.Join(w.work, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+}
+
+// webhook posts a GitHub push event signed with secret.
+func (w *world) webhook(secret []byte) int {
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	req := httptest.NewRequest(http.MethodPost, "/hooks/github", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-GitHub-Event", "push")
+	rec := httptest.NewRecorder()
+	w.hook.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// image returns the image of the Deployment on a cluster ("" when absent).
+func (w *world) image(c string) string {
+	u, err := w.dyn[c].Resource(deployGVR).Namespace(w.ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	if len(cs) == 0 {
+		return ""
+	}
+	img, _ := cs[0].(map[string]any)["image"].(string)
+	return img
+}
+
+// eventually polls cond every 100ms until it holds, failing after limit.
+func (w *world) eventually(limit time.Duration, what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s := w.d.Status()
+			w.t.Fatalf("%s: not after %s; status: source %+v clusters %+v rollouts %+v", what, limit, s.Source, s.Clusters, s.Rollouts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *world) app0(c string) daemon.AppStatus {
+	s := w.d.Status()
+	if cs := s.Cluster(c); cs != nil {
+		for _, a := range cs.Apps {
+			if a.Name == w.app {
+				return a
+			}
+		}
+	}
+	return daemon.AppStatus{}
+}
+
+// The daemon applies the repo, rolls a commit out north first on a good
+// webhook (a bad signature changes nothing), keeps the last good revision
+// when a commit is invalid, and rolls a bad release back at north without
+// south and east ever getting it.
+func TestDaemonRollsOutCommits(t *testing.T) {
+	w := newWorld(t)
+	v1 := gittest.Run(t, w.work, "rev-parse", "HEAD")
+	w.eventually(60*time.Second, "v1 everywhere", func() bool {
+		for _, c := range clusters {
+			if a := w.app0(c); w.image(c) != "example.invalid/web:v1" || a.Sync != daemon.SyncSynced || a.Health != daemon.HealthHealthy || a.Revision != v1 {
+				return false
+			}
+		}
+		return true
+	})
+	if s := w.d.Status(); s.Source.Revision != v1 || !w.d.Ready() {
+		t.Fatalf("status source %+v, ready %v", s.Source, w.d.Ready())
+	}
+	st := w.d.Status()
+	for _, c := range clusters {
+		if cs := st.Cluster(c); cs == nil || !cs.Up || cs.Nodes != 3 || cs.NodesReady != 3 || !strings.HasPrefix(cs.Version, "v1.") {
+			t.Fatalf("heartbeat of %s: %+v", c, cs)
+		}
+	}
+
+	// v2: a bad signature is refused and fetches nothing; a good one rolls
+	// v2 out, north first.
+	w.write("v2", false)
+	v2 := gittest.CommitAll(t, w.work, "v2")
+	w.mu.Lock()
+	w.applied = nil
+	w.mu.Unlock()
+	if code := w.webhook([]byte("wrong")); code != http.StatusUnauthorized {
+		t.Fatalf("bad signature: %d, want 401", code)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if s := w.d.Status(); s.Source.Fetched != v1 {
+		t.Fatalf("a bad signature fetched: %+v", s.Source)
+	}
+	start := time.Now()
+	if code := w.webhook(w.secret); code != http.StatusAccepted {
+		t.Fatalf("good signature: %d, want 202", code)
+	}
+	w.eventually(60*time.Second, "v2 everywhere", func() bool {
+		for _, c := range clusters {
+			if w.image(c) != "example.invalid/web:v2" || w.app0(c).Revision != v2 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("webhook -> v2 applied and healthy on 3 clusters: %s", time.Since(start).Round(time.Millisecond))
+	w.mu.Lock()
+	order := slices.Clone(w.applied)
+	w.mu.Unlock()
+	if len(order) != 3 || order[0] != "north" {
+		t.Fatalf("Deployment writes in order %v, want north first, then south and east", order)
+	}
+
+	// An invalid commit: nothing applied, the last good revision in force.
+	if err := os.WriteFile(filepath.Join(w.work, "apps", w.app, "app.yaml"), []byte("kind: App\nspec: [not valid\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	broken := gittest.CommitAll(t, w.work, "broken")
+	w.d.Trigger()
+	w.eventually(30*time.Second, "the invalid commit reported", func() bool {
+		s := w.d.Status()
+		return s.Source.Fetched == broken && s.Source.Revision == v2 && strings.Contains(s.Source.Error, "revision "+broken[:7])
+	})
+
+	// A bad release (never-ready pods): halted at north and rolled back
+	// there; south and east keep v2.
+	w.write("v3", true)
+	gittest.CommitAll(t, w.work, "bad v3")
+	w.d.Trigger()
+	w.eventually(90*time.Second, "v3 rolled back at north", func() bool {
+		return w.image("north") == "example.invalid/web:v2" && w.app0("north").Sync == daemon.SyncRolledBack
+	})
+	for _, c := range []string{"south", "east"} {
+		if img := w.image(c); img != "example.invalid/web:v2" {
+			t.Fatalf("%s got %s, want v2: a failed canary must never reach later waves", c, img)
+		}
+	}
+	if s := w.d.Status(); len(s.Rollouts) != 1 || !strings.Contains(string(s.Rollouts[0].Phase), "RolledBack") {
+		t.Fatalf("rollouts %+v, want the app rolled back", s.Rollouts)
+	}
+}

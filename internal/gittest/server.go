@@ -1,0 +1,27 @@
+package gittest
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// HTTPHandler serves the git repositories under root over smart HTTP with
+// the git CLI's http-backend (read only: pushes are refused), as a real git
+// server does. The daemon's tests and `make demo` serve the fleet repo with
+// it on loopback.
+func HTTPHandler(root string) (http.Handler, error) {
+	out, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return nil, fmt.Errorf("git --exec-path: %w (is git installed?)", err)
+	}
+	return &cgi.Handler{
+		Path:   filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
+		Env:    []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
+		Stderr: io.Discard,
+	}, nil
+}
