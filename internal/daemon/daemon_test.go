@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +52,8 @@ type world struct {
 	hook    http.Handler
 	secret  []byte
 
+	proxies map[string]*tcpProxy
+
 	mu      sync.Mutex
 	applied []string // cluster of each Deployment write, in order
 }
@@ -56,7 +61,9 @@ type world struct {
 var nsGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 var deployGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 
-func newWorld(t *testing.T) *world {
+// newWorld starts a daemon on the three clusters; the clusters in proxied
+// are reached through a TCP proxy the test can cut (a cluster going down).
+func newWorld(t *testing.T, proxied ...string) *world {
 	t.Helper()
 	gittest.SkipWithoutGit(t)
 	f := testfleet.Get(t)
@@ -86,8 +93,16 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(srv.Close)
 	w.url = srv.URL + "/fleet/.git"
 
+	w.proxies = map[string]*tcpProxy{}
+	for _, c := range proxied {
+		w.proxies[c] = newTCPProxy(t, f.RESTConfig(t, c).Host)
+	}
 	dial := func(ctx context.Context, name string) (*apply.Manager, error) {
-		c, err := cluster.New(name, f.RESTConfig(t, name), cluster.ConnectOptions{})
+		cfg := f.RESTConfig(t, name)
+		if p := w.proxies[name]; p != nil {
+			cfg.Host = "https://" + p.addr
+		}
+		c, err := cluster.New(name, cfg, cluster.ConnectOptions{})
 		if err != nil {
 			return nil, err
 		}
@@ -321,4 +336,113 @@ func TestDaemonRollsOutCommits(t *testing.T) {
 	if s := w.d.Status(); len(s.Rollouts) != 1 || !strings.Contains(string(s.Rollouts[0].Phase), "RolledBack") {
 		t.Fatalf("rollouts %+v, want the app rolled back", s.Rollouts)
 	}
+}
+
+// tcpProxy forwards a loopback port to an API server; down closes the
+// listener and every connection, up listens on the same port again.
+type tcpProxy struct {
+	t      *testing.T
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{t: t, target: u.Host}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(b, c); _ = b.Close() }()
+			go func() { _, _ = io.Copy(c, b); _ = c.Close() }()
+		}
+	}()
+}
+
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) up() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// A cluster that goes down is marked down, never delays the others, and
+// catches up when it is back.
+func TestDaemonClusterDown(t *testing.T) {
+	w := newWorld(t, "east")
+	w.eventually(60*time.Second, "v1 everywhere", func() bool {
+		for _, c := range clusters {
+			if w.image(c) != "example.invalid/web:v1" {
+				return false
+			}
+		}
+		return true
+	})
+	w.proxies["east"].down()
+	w.eventually(15*time.Second, "east marked down", func() bool {
+		st := w.d.Status()
+		cs := st.Cluster("east")
+		return cs != nil && !cs.Up && cs.Error != ""
+	})
+	w.write("v2", false)
+	v2 := gittest.CommitAll(t, w.work, "v2")
+	start := time.Now()
+	w.d.Trigger()
+	w.eventually(60*time.Second, "v2 on north and south while east is down", func() bool {
+		return w.image("north") == "example.invalid/web:v2" && w.image("south") == "example.invalid/web:v2" && w.app0("south").Revision == v2
+	})
+	t.Logf("v2 on north and south with east down: %s", time.Since(start).Round(time.Millisecond))
+	w.proxies["east"].up()
+	w.eventually(60*time.Second, "east back and caught up", func() bool {
+		st := w.d.Status()
+		cs := st.Cluster("east")
+		return cs != nil && cs.Up && w.image("east") == "example.invalid/web:v2"
+	})
 }
