@@ -56,10 +56,16 @@ func (f *clusterFlags) connectOptions() cluster.ConnectOptions {
 
 // reconciler returns the reconcile layer over these flags' cluster connections.
 func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
+	return f.reconcilerWith(reconcile.PoolOptions{})
+}
+
+// reconcilerWith is reconciler with the Pool's retry options (the daemon
+// tries once per cycle: its heartbeats retry with backoff).
+func (f *clusterFlags) reconcilerWith(po reconcile.PoolOptions) (*reconcile.Reconciler, error) {
 	mo := apply.DefaultOptions()
 	mo.Concurrency = f.concurrency
 	mo.TakeOver = f.takeOver
-	pool := reconcile.NewPool(reconcile.DialWith(f.connectOptions(), mo), reconcile.PoolOptions{})
+	pool := reconcile.NewPool(reconcile.DialWith(f.connectOptions(), mo), po)
 	opts := reconcile.Options{MaxParallelClusters: f.maxParallel}
 	if f.imageMirror {
 		io, err := f.images.options()

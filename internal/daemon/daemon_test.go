@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
+	"github.com/fleetsync/fleetsync/internal/gitserver"
 	"github.com/fleetsync/fleetsync/internal/gittest"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 	"github.com/fleetsync/fleetsync/pkg/apply"
@@ -85,7 +86,7 @@ func newWorld(t *testing.T, proxied ...string) *world {
 	gittest.Init(t, w.work)
 	w.write("v1", false)
 	gittest.CommitAll(t, w.work, "v1")
-	h, err := gittest.HTTPHandler(root)
+	h, err := gitserver.HTTPHandler(root)
 	if err != nil {
 		t.Fatal(err)
 	}

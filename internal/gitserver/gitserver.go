@@ -1,4 +1,5 @@
-package gittest
+// Package gitserver serves git repositories over smart HTTP with the git CLI.
+package gitserver
 
 import (
 	"fmt"
