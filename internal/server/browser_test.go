@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
@@ -304,11 +306,23 @@ func TestDashboardScreenshots(t *testing.T) {
 		{"dashboard-3x4-1400x900", small.URL, 1400, 900, false},
 		{"dashboard-3x4-390x844", small.URL, 390, 844, true},
 		{"dashboard-50x30-1400x900", large.URL, 1400, 900, false},
+		{"dashboard-3x4-1400x900-dark", small.URL, 1400, 900, false},
 	}
 	for _, s := range shots {
 		var opts []chromedp.EmulateViewportOption
 		if s.phone {
 			opts = append(opts, chromedp.EmulateScale(2), chromedp.EmulateMobile)
+		}
+		scheme := "light"
+		if strings.HasSuffix(s.name, "-dark") {
+			scheme = "dark"
+		}
+		if _, err := chromedp.Run(b.ctx, func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+			return cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+			})
+		}); err != nil {
+			t.Fatalf("%s: emulate %s: %v", s.name, scheme, err)
 		}
 		b.load(t, s.url, s.width, s.height, opts...)
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
