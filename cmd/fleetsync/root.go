@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newDiffCmd(),
 		newRolloutCmd(),
 		newMirrorCmd(),
+		newStatusCmd(),
 	)
 	return root
 }
