@@ -81,14 +81,20 @@ fleet-up:
 fleet-down:
 	$(GO) run ./hack/localfleet down --dir $(FLEET_DIR)
 
-# demo: start the built-in local fleet (north, south, east + registries) and run
-# fleetsync on the example fleet repo against it.
+# demo: start the built-in local fleet (north, south, east + registries), serve
+# the example fleet repo from a git server on loopback and run the daemon on it
+# (dashboard on http://127.0.0.1:8080/); it keeps running until `make demo-down`.
 demo: build
-	$(GO) run ./hack/localfleet down --dir $(FLEET_DIR) >/dev/null 2>&1 || true
+	$(GO) build -o $(BIN)/gitserve ./hack/gitserve
+	@$(MAKE) --no-print-directory demo-down >/dev/null 2>&1 || true
 	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)
-	FLEET_DIR=$(FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync OUT=$(CURDIR)/out ./hack/demo.sh
+	FLEET_DIR=$(FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve ./hack/demo.sh
 
-demo-down: fleet-down
+# demo-down: stop the demo's daemon and git server, then the local fleet.
+demo-down:
+	@for p in $(FLEET_DIR)/demo/fleetsync.pid $(FLEET_DIR)/demo/gitserve.pid; do \
+	  [ -f $$p ] && kill $$(cat $$p) 2>/dev/null; rm -f $$p; done; true
+	$(GO) run ./hack/localfleet down --dir $(FLEET_DIR)
 
 clean:
 	rm -rf $(BIN) out

@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newDiffCmd(),
 		newRolloutCmd(),
 		newMirrorCmd(),
+		newRunCmd(),
 		newStatusCmd(),
 	)
 	return root

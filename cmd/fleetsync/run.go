@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/fleetsync/fleetsync/internal/daemon"
+	"github.com/fleetsync/fleetsync/internal/server"
+	"github.com/fleetsync/fleetsync/pkg/reconcile"
+)
+
+// runFlags are the flags of `fleetsync run`.
+type runFlags struct {
+	repo              string
+	cluster           string
+	listen            string
+	interval          time.Duration
+	driftInterval     time.Duration
+	heartbeatInterval time.Duration
+	githubSecretFile  string
+	gitlabTokenFile   string
+	logFormat         string
+	leaderElect       bool
+	leaseNamespace    string
+	leaseKubeconfig   string
+	healthTimeout     time.Duration
+	allowMassPrune    bool
+	source            sourceFlags
+	conn              clusterFlags
+}
+
+func (f *runFlags) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.repo, "repo", "", "fleet repo: a git URL (or a local repository or directory)")
+	fs.StringVar(&f.cluster, "cluster", "", "agent mode: reconcile only this cluster (with --in-cluster, or --kubeconfig's context of that name)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the status API, metrics, webhooks and dashboard")
+	fs.DurationVar(&f.interval, "interval", daemon.DefaultInterval, "how often the fleet repo is fetched (webhooks fetch at once)")
+	fs.DurationVar(&f.driftInterval, "drift-interval", daemon.DefaultDriftInterval, "how often drift is checked (and corrected for apps with drift: correct)")
+	fs.DurationVar(&f.heartbeatInterval, "heartbeat-interval", daemon.DefaultHeartbeatInterval, "how often each cluster's version and nodes are read")
+	fs.StringVar(&f.githubSecretFile, "github-webhook-secret-file", "", "file holding the GitHub webhook secret (enables POST /hooks/github)")
+	fs.StringVar(&f.gitlabTokenFile, "gitlab-webhook-token-file", "", "file holding the GitLab webhook token (enables POST /hooks/gitlab)")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "central replicas elect one leader with a coordination.k8s.io Lease; the others stand by")
+	fs.StringVar(&f.leaseNamespace, "leader-elect-namespace", "fleetsync-system", "namespace of the leader Lease")
+	fs.StringVar(&f.leaseKubeconfig, "leader-elect-kubeconfig", "", "kubeconfig of the cluster holding the Lease (default: in-cluster config)")
+	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "how long an apply waits for health (default: the app's rollout.healthTimeout, else fleet.yaml's, else 5m)")
+	fs.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "allow removing more than half of an app's objects, or of a cluster's apps, at once")
+	f.source.BindAccessFlags(fs)
+	fs.StringVar(&f.source.ref, "branch", "", "branch to follow (default: the remote's default branch)")
+	f.conn.BindFlags(fs)
+}
+
+func newRunCmd() *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run --repo URL [--branch B] [--kubeconfig-dir D | --cluster C]",
+		Short: "Run the daemon: fetch the fleet repo, reconcile the clusters, serve status, metrics and the dashboard",
+		Long: "run keeps the clusters on the fleet repo: it fetches the branch every --interval and on webhooks, " +
+			"keeps the last revision that loads and validates in force, rolls each app out wave by wave with health " +
+			"gates and automatic rollback, checks drift, and keeps a heartbeat per cluster. Central mode reconciles " +
+			"every cluster it finds credentials for; agent mode (--cluster) only its own. It serves /healthz, /readyz, " +
+			"/metrics, /api/v1/status, webhooks and a dashboard on --listen (docs/daemon.md).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon(cmd.Context(), cmd.ErrOrStderr(), f) },
+	}
+	f.BindFlags(cmd.Flags())
+	_ = cmd.MarkFlagRequired("repo")
+	return cmd
+}
+
+// newLogger returns the daemon's logger: text on a terminal, JSON otherwise.
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	if format == "auto" {
+		format = "json"
+		if file, ok := w.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %s: want text, json or auto", format)
+}
+
+func readSecret(flag, file string) ([]byte, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	b = []byte(strings.TrimRight(string(b), "\r\n"))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s %s is empty", flag, file)
+	}
+	return b, nil
+}
+
+func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
+	log, err := newLogger(stderr, f.logFormat)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	klog.SetSlogLogger(log.With("from", "client-go"))
+	ghSecret, err := readSecret("--github-webhook-secret-file", f.githubSecretFile)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	glToken, err := readSecret("--gitlab-webhook-token-file", f.gitlabTokenFile)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if f.cluster != "" {
+		f.conn.inCluster = f.conn.inCluster || f.conn.kubeconfig == "" && f.conn.kubeconfigDir == ""
+	}
+	src, err := f.source.open(ctx, f.repo)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("open %s: %w", f.repo, err)}
+	}
+	defer src.Close()
+	rec, err := f.conn.reconcilerWith(reconcile.PoolOptions{Attempts: 1})
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	var clusters []string
+	if f.cluster != "" {
+		clusters = []string{f.cluster}
+	}
+	metrics := daemon.NewMetrics()
+	d := daemon.New(daemon.Options{
+		Source: src, Ref: f.source.ref, Reconciler: rec, Clusters: clusters, Agent: f.cluster != "",
+		Interval: f.interval, DriftInterval: f.driftInterval, HeartbeatInterval: f.heartbeatInterval,
+		Request: reconcile.RequestOptions{Timeout: f.healthTimeout, TimeoutOverrides: f.healthTimeout > 0, AllowMassPrune: f.allowMassPrune},
+		Logger:  log, Metrics: metrics,
+	})
+	hooks := map[string]http.Handler{}
+	if ghSecret != nil {
+		hooks["github"] = d.GitHubWebhook(ghSecret)
+	}
+	if glToken != nil {
+		hooks["gitlab"] = d.GitLabWebhook(glToken)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("--listen: %w", err)}
+	}
+	srv := &http.Server{
+		Handler:           server.New(server.Options{Status: d.Status, Ready: d.Ready, Metrics: metrics.Handler(), Hooks: hooks}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	mode := "central"
+	if f.cluster != "" {
+		mode = "agent for cluster " + f.cluster
+	}
+	log.Info("fleetsync run", "mode", mode, "repo", d.Status().Source.URL, "listen", "http://"+ln.Addr().String())
+	if !f.leaderElect {
+		return d.Run(ctx)
+	}
+	cfg, err := leaseConfig(f.leaseKubeconfig)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	host, _ := os.Hostname()
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	err = daemon.RunAsLeader(ctx, daemon.LeaderOptions{
+		Config: cfg, Namespace: f.leaseNamespace, Identity: host + "-" + hex.EncodeToString(suffix[:]), Logger: log,
+	}, func(ctx context.Context) {
+		if err := d.Run(ctx); err != nil {
+			log.Error("daemon stopped", "error", err)
+		}
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return &exitError{code: 1, err: err}
+	}
+	return nil
+}
+
+// leaseConfig reaches the cluster holding the leader Lease.
+func leaseConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--leader-elect: not in a cluster (%w): give --leader-elect-kubeconfig", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--leader-elect-kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
