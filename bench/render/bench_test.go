@@ -3,8 +3,12 @@ package renderbench
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,12 +21,95 @@ import (
 	"github.com/fleetsync/fleetsync/pkg/source"
 )
 
-// Targets of issue 4, reported next to the measurements (never asserted).
+// Targets of issues 4 and 12, reported next to the measurements (never asserted).
 const (
 	targetSpeedup      = 80.0  // full render vs the process-per-render baseline
+	targetSpeedupE2E   = 150.0 // `fleetsync render --out` as a process vs the baseline
 	targetPeakRSSMB    = 200.0 // peak RSS of a full render
 	targetRerenderPerc = 5.0   // re-render after one app change, % of a full render
+	targetPlanRatio    = 2.5   // `fleetsync plan` of a one-app commit vs one full render
 )
+
+// fleetsyncBin is the fleetsync binary the end-to-end benchmarks run,
+// built once per test process into binDir (removed by TestMain).
+var (
+	binDir       string
+	fleetsyncBin = sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "fleetsync-bench-bin-")
+		if err != nil {
+			return "", err
+		}
+		binDir = dir
+		return BuildFleetsync(context.Background(), dir)
+	})
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// binary returns the fleetsync binary, or skips the benchmark.
+func binary(b *testing.B) string {
+	b.Helper()
+	bin, err := fleetsyncBin()
+	if err != nil {
+		b.Skipf("no fleetsync binary: %v", err)
+	}
+	return bin
+}
+
+// commandStats sums the runs of a command over a benchmark's iterations.
+type commandStats struct {
+	n      int
+	cpu    time.Duration
+	maxRSS int64
+}
+
+func (s *commandStats) add(p ProcessStats) {
+	s.n++
+	s.cpu += p.CPU
+	s.maxRSS = max(s.maxRSS, p.MaxRSS)
+}
+
+func (s *commandStats) cpuPerOp() time.Duration { return s.cpu / time.Duration(max(s.n, 1)) }
+
+// report adds the command's CPU time and peak RSS to the benchmark's metrics.
+func (s *commandStats) report(b *testing.B) {
+	b.ReportMetric(s.cpuPerOp().Seconds(), "cpu-s/op")
+	if s.maxRSS > 0 {
+		b.ReportMetric(mb(s.maxRSS), "peak-RSS-MB")
+	}
+}
+
+// runCommand runs one fleetsync command and fails the benchmark on an error.
+func runCommand(b *testing.B, dir, bin string, s *commandStats, args ...string) {
+	b.Helper()
+	p, err := RunProcess(b.Context(), dir, bin, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.add(p)
+}
+
+// countFiles counts the regular files under dir.
+func countFiles(tb testing.TB, dir string) int {
+	tb.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
 
 // revision returns a fake commit sha, distinct per n.
 func revision(n int) string { return fmt.Sprintf("%040x", n+1) }
@@ -130,6 +217,48 @@ func BenchmarkRenderFleet(b *testing.B) {
 		}
 	})
 
+	// The whole command as a user runs it: start, load, render, serialise,
+	// write OUT/<cluster>/<app>.yaml, exit. Each run writes a new directory
+	// (removing the previous one would have the filesystem reclaim it while
+	// the next run writes).
+	var e2e time.Duration
+	var e2eStats commandStats
+	b.Run("command=render", func(b *testing.B) {
+		bin := binary(b)
+		outs := b.TempDir()
+		var last string
+		b.ResetTimer()
+		for i := range b.N {
+			last = filepath.Join(outs, strconv.Itoa(i))
+			runCommand(b, f.Dir, bin, &e2eStats, "render", "--repo", f.Dir, "--out", last)
+		}
+		e2e = perOp(b)
+		b.StopTimer()
+		if got := countFiles(b, last); got != len(f.Pairs) {
+			b.Fatalf("render --out wrote %d files, want %d", got, len(f.Pairs))
+		}
+		e2eStats.report(b)
+		if baseline > 0 {
+			b.ReportMetric(float64(baseline)/float64(e2e), "x-vs-cli-e2e")
+		}
+		if baselineCPU > 0 {
+			b.ReportMetric(float64(baselineCPU)/float64(e2eStats.cpuPerOp()), "x-less-cpu-than-baseline")
+		}
+	})
+	// What any command costs before it does anything: starting the binary
+	// (the init of the Helm, Kustomize and client-go packages).
+	var help time.Duration
+	b.Run("command=help", func(b *testing.B) {
+		bin := binary(b)
+		var st commandStats
+		b.ResetTimer()
+		for range b.N {
+			runCommand(b, f.Dir, bin, &st, "--help")
+		}
+		help = perOp(b)
+		st.report(b)
+	})
+
 	if full > 0 {
 		msg := fmt.Sprintf("fleet %d clusters x %d apps = %d pairs; fleetsync full render %v, peak RSS %.0f MB (target < %.0f MB)",
 			DefaultSpec().Clusters, DefaultSpec().Apps, len(f.Pairs), full.Round(time.Millisecond), mb(peak), targetPeakRSSMB)
@@ -142,6 +271,15 @@ func BenchmarkRenderFleet(b *testing.B) {
 				fullCPU.Round(time.Millisecond), baselineCPU.Round(time.Millisecond), float64(baselineCPU)/float64(fullCPU))
 		}
 		// b.Log of a parent benchmark is not shown; this line is the summary.
+		fmt.Println("SUMMARY", msg)
+	}
+	if e2e > 0 {
+		msg := fmt.Sprintf("`fleetsync render --out` as a process: %v, CPU %v, peak RSS %.0f MB (target < %.0f MB); `fleetsync --help` %v",
+			e2e.Round(time.Millisecond), e2eStats.cpuPerOp().Round(time.Millisecond), mb(e2eStats.maxRSS), targetPeakRSSMB, help.Round(time.Millisecond))
+		if baseline > 0 {
+			msg += fmt.Sprintf("; baseline %v: %.1fx faster end to end (target >= %.0fx)",
+				baseline.Round(time.Millisecond), float64(baseline)/float64(e2e), targetSpeedupE2E)
+		}
 		fmt.Println("SUMMARY", msg)
 	}
 }
@@ -279,8 +417,10 @@ func checkImageTag(tb testing.TB, res *render.Result, app, tag string) {
 }
 
 // BenchmarkPlanOneAppChange plans a commit that changes one app of the
-// generated fleet, reading both commits from a real git repository (the
-// `fleetsync plan` path: two loads, two renders with one Renderer, the diff).
+// generated fleet, reading both commits from a real git repository: with
+// plan.FromRefs in-process (two loads, two renders with one Renderer, the
+// diff) and as `fleetsync plan` processes, each against one full render
+// measured the same way in the same run.
 func BenchmarkPlanOneAppChange(b *testing.B) {
 	gittest.SkipWithoutGit(b)
 	ctx := context.Background()
@@ -291,23 +431,74 @@ func BenchmarkPlanOneAppChange(b *testing.B) {
 		b.Fatal(err)
 	}
 	gittest.CommitAll(b, f.Dir, "one app")
-	src, err := source.Open(ctx, f.Dir, source.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
 
-	var p *plan.Plan
-	for b.Loop() {
-		if p, err = plan.FromRefs(ctx, src, "main~1", "main", render.New(render.Options{})); err != nil {
+	var render1, plan1 time.Duration
+	b.Run("in-process/render", func(b *testing.B) {
+		repo := load(b, f, revision(0))
+		b.ResetTimer()
+		for range b.N {
+			renderAll(b, render.New(render.Options{}), repo, len(f.Pairs))
+		}
+		render1 = perOp(b)
+	})
+	b.Run("in-process/plan", func(b *testing.B) {
+		src, err := source.Open(ctx, f.Dir, source.Options{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		defer src.Close()
+		var p *plan.Plan
+		b.ResetTimer()
+		for range b.N {
+			if p, err = plan.FromRefs(ctx, src, "main~1", "main", render.New(render.Options{})); err != nil {
+				b.Fatal(err)
+			}
+		}
+		plan1 = perOp(b)
+		b.StopTimer()
+		if err := p.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if got, want := p.Summary.Changed, DefaultSpec().Clusters; got != want || len(p.Summary.AppsChanged) != 1 {
+			b.Fatalf("plan changes %d objects of apps %v, want %d of one app", got, p.Summary.AppsChanged, want)
+		}
+		if render1 > 0 {
+			b.ReportMetric(float64(plan1)/float64(render1), "x-full-render")
+		}
+	})
+
+	var renderCmd, planCmd time.Duration
+	var planStats commandStats
+	b.Run("command=render", func(b *testing.B) {
+		bin := binary(b)
+		outs := b.TempDir()
+		var st commandStats
+		b.ResetTimer()
+		for i := range b.N {
+			runCommand(b, f.Dir, bin, &st, "render", "--repo", f.Dir, "--out", filepath.Join(outs, strconv.Itoa(i)))
+		}
+		renderCmd = perOp(b)
+		st.report(b)
+	})
+	b.Run("command=plan", func(b *testing.B) {
+		bin := binary(b)
+		b.ResetTimer()
+		for range b.N {
+			runCommand(b, f.Dir, bin, &planStats, "plan", "--repo", f.Dir, "--base", "main~1", "--head", "main", "-o", "json")
+		}
+		planCmd = perOp(b)
+		planStats.report(b)
+		if renderCmd > 0 {
+			b.ReportMetric(float64(planCmd)/float64(renderCmd), "x-full-render")
+		}
+	})
+
+	if plan1 > 0 && render1 > 0 {
+		fmt.Printf("SUMMARY plan of a one-app commit over %d pairs, in-process: %v = %.2fx a full render (%v; target <= %.1fx)\n",
+			len(f.Pairs), plan1.Round(time.Millisecond), float64(plan1)/float64(render1), render1.Round(time.Millisecond), targetPlanRatio)
 	}
-	if err := p.Err(); err != nil {
-		b.Fatal(err)
+	if planCmd > 0 && renderCmd > 0 {
+		fmt.Printf("SUMMARY `fleetsync plan` of a one-app commit over %d pairs as a process: %v, peak RSS %.0f MB = %.2fx `fleetsync render --out` (%v; target <= %.1fx)\n",
+			len(f.Pairs), planCmd.Round(time.Millisecond), mb(planStats.maxRSS), float64(planCmd)/float64(renderCmd), renderCmd.Round(time.Millisecond), targetPlanRatio)
 	}
-	if got, want := p.Summary.Changed, DefaultSpec().Clusters; got != want || len(p.Summary.AppsChanged) != 1 {
-		b.Fatalf("plan changes %d objects of apps %v, want %d of one app", got, p.Summary.AppsChanged, want)
-	}
-	fmt.Printf("SUMMARY plan of a one-app commit over %d pairs: %v\n", len(f.Pairs), perOp(b).Round(time.Millisecond))
 }

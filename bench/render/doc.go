@@ -1,5 +1,6 @@
 // Package renderbench measures pkg/render on a generated fleet against the
-// process-per-render baseline (issue 4, "Performance").
+// process-per-render baseline (issue 4, "Performance"; issue 12, point 9:
+// the fleetsync command as a process).
 //
 // [Generate] writes a fleet repo of N clusters x M apps: half Kustomize apps
 // with one overlay per storage kind, half local Helm charts with values per

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -113,28 +117,118 @@ func encodeObjects(format string, objs []*unstructured.Unstructured) ([]byte, er
 	return render.YAML(objs)
 }
 
-// writeRenderDir writes OUT/<cluster>/<app>.yaml (.json) for every pair that
-// rendered, readable by the user only (rendered Secrets may be among them).
-func writeRenderDir(out, format string, res *render.Result) error {
+// encodings encodes each distinct list of objects once: pairs whose
+// finished objects are the same (the renderer shares them between clusters
+// whose per-cluster steps give the same result) share the bytes.
+type encodings struct {
+	encode func([]*unstructured.Unstructured) ([]byte, error)
+	mu     sync.Mutex
+	m      map[objsID]*encoding
+}
+
+// objsID identifies a list of objects by its first element and length.
+type objsID struct {
+	first *unstructured.Unstructured
+	n     int
+}
+
+type encoding struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+func newEncodings(encode func([]*unstructured.Unstructured) ([]byte, error)) *encodings {
+	return &encodings{encode: encode, m: map[objsID]*encoding{}}
+}
+
+func (e *encodings) get(objs []*unstructured.Unstructured) ([]byte, error) {
+	id := objsID{n: len(objs)}
+	if len(objs) > 0 {
+		id.first = objs[0]
+	}
+	e.mu.Lock()
+	enc, ok := e.m[id]
+	if !ok {
+		enc = &encoding{}
+		e.m[id] = enc
+	}
+	e.mu.Unlock()
+	enc.once.Do(func() { enc.b, enc.err = e.encode(objs) })
+	return enc.b, enc.err
+}
+
+// renderedPairs lists the pairs that rendered, in output order.
+func renderedPairs(res *render.Result) []pairRef {
+	var l []pairRef
 	for _, c := range res.Clusters {
-		for _, a := range c.Apps {
-			if a.Err != nil {
-				continue
-			}
-			b, err := encodeObjects(format, a.Objects)
-			if err != nil {
-				return fmt.Errorf("%s/%s: %w", c.Cluster, a.App, err)
-			}
-			dir := filepath.Join(out, c.Cluster)
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(dir, a.App+"."+format), b, 0o600); err != nil {
-				return err
+		for i := range c.Apps {
+			if c.Apps[i].Err == nil {
+				l = append(l, pairRef{c.Cluster, &c.Apps[i]})
 			}
 		}
 	}
+	return l
+}
+
+type pairRef struct {
+	cluster string
+	app     *render.AppResult
+}
+
+// parallel runs fn(i) for i in [0, n), at most workers at a time, and
+// returns the error of the lowest i that failed.
+func parallel(n, workers int, fn func(i int) error) error {
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// writeWorkers bounds the files written at once: writing is mostly waiting
+// for the filesystem.
+func writeWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
+
+// writeRenderDir writes OUT/<cluster>/<app>.yaml (.json) for every pair that
+// rendered, readable by the user only (rendered Secrets may be among them).
+// Identical outputs are encoded once; files are written in parallel.
+func writeRenderDir(out, format string, res *render.Result) error {
+	pairs := renderedPairs(res)
+	made := map[string]bool{}
+	for _, p := range pairs {
+		if !made[p.cluster] {
+			if err := os.MkdirAll(filepath.Join(out, p.cluster), 0o750); err != nil {
+				return err
+			}
+			made[p.cluster] = true
+		}
+	}
+	encs := newEncodings(func(objs []*unstructured.Unstructured) ([]byte, error) { return encodeObjects(format, objs) })
+	return parallel(len(pairs), writeWorkers(), func(i int) error {
+		p := pairs[i]
+		b, err := encs.get(p.app.Objects)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", p.cluster, p.app.App, err)
+		}
+		return os.WriteFile(filepath.Join(out, p.cluster, p.app.App+"."+format), b, 0o600)
+	})
 }
 
 // renderedPair is one pair in `render -o json` output.
@@ -146,43 +240,99 @@ type renderedPair struct {
 
 // writeRenderStream writes every pair that rendered to w: in YAML a
 // "# cluster/app" comment before each pair's documents; in JSON an array of
-// {cluster, app, objects}.
+// {cluster, app, objects}. Identical outputs are encoded once, distinct ones
+// in parallel.
 func writeRenderStream(w io.Writer, format string, res *render.Result) error {
+	pairs := renderedPairs(res)
+	encode := render.YAML
 	if format == "json" {
-		pairs := []renderedPair{}
-		for _, c := range res.Clusters {
-			for _, a := range c.Apps {
-				if a.Err != nil {
-					continue
-				}
-				p := renderedPair{Cluster: c.Cluster, App: a.App, Objects: []map[string]any{}}
-				for _, o := range a.Objects {
-					p.Objects = append(p.Objects, o.Object)
-				}
-				pairs = append(pairs, p)
+		// The objects of a pair as printData indents them inside the array.
+		encode = func(objs []*unstructured.Unstructured) ([]byte, error) {
+			l := make([]map[string]any, len(objs))
+			for i, o := range objs {
+				l[i] = o.Object
 			}
+			return json.MarshalIndent(l, "    ", "  ")
 		}
-		return printData(w, "json", pairs)
 	}
-	first := true
-	for _, c := range res.Clusters {
-		for _, a := range c.Apps {
-			if a.Err != nil {
-				continue
-			}
-			b, err := render.YAML(a.Objects)
-			if err != nil {
-				return fmt.Errorf("%s/%s: %w", c.Cluster, a.App, err)
-			}
-			if !first {
-				if _, err := io.WriteString(w, "---\n"); err != nil {
-					return err
-				}
-			}
-			first = false
-			if _, err := fmt.Fprintf(w, "# %s/%s\n%s", c.Cluster, a.App, b); err != nil {
-				return err
-			}
+	encs := newEncodings(encode)
+	// Encode first, in parallel; an error is reported below, with the pair.
+	_ = parallel(len(pairs), runtime.GOMAXPROCS(0), func(i int) error {
+		_, err := encs.get(pairs[i].app.Objects)
+		return err
+	})
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if format == "json" {
+		if err := writeJSONStream(bw, pairs, encs); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	var head []byte
+	for i, p := range pairs {
+		b, err := encs.get(p.app.Objects)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", p.cluster, p.app.App, err)
+		}
+		head = head[:0]
+		if i > 0 {
+			head = append(head, "---\n"...)
+		}
+		head = append(append(append(append(head, "# "...), p.cluster...), '/'), p.app.App...)
+		if err := writeParts(bw, append(head, '\n'), b); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// writeJSONStream writes what printData(w, "json", []renderedPair{...})
+// writes, with each pair's objects encoded by encs.
+func writeJSONStream(w io.Writer, pairs []pairRef, encs *encodings) error {
+	if len(pairs) == 0 {
+		_, err := io.WriteString(w, "[]\n")
+		return err
+	}
+	var head []byte
+	for i, p := range pairs {
+		b, err := encs.get(p.app.Objects)
+		if err != nil {
+			return fmt.Errorf("%s/%s: %w", p.cluster, p.app.App, err)
+		}
+		head = head[:0]
+		if i == 0 {
+			head = append(head, "[\n"...)
+		}
+		head = append(head, "  {\n    \"cluster\": "...)
+		if head, err = appendJSON(head, p.cluster); err != nil {
+			return err
+		}
+		head = append(head, ",\n    \"app\": "...)
+		if head, err = appendJSON(head, p.app.App); err != nil {
+			return err
+		}
+		head = append(head, ",\n    \"objects\": "...)
+		tail := "\n  },\n"
+		if i == len(pairs)-1 {
+			tail = "\n  }\n]\n"
+		}
+		if err := writeParts(w, head, b, []byte(tail)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func appendJSON(b []byte, s string) ([]byte, error) {
+	j, err := json.Marshal(s)
+	return append(b, j...), err
+}
+
+// writeParts writes each part in turn.
+func writeParts(w io.Writer, parts ...[]byte) error {
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/render"
 )
 
 // runRenderCmd runs `fleetsync render ARGS` and returns stdout, stderr and the exit status.
@@ -92,5 +96,45 @@ func TestRenderCommandFailure(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, c, "mes.yaml")); err != nil {
 			t.Errorf("%s/mes.yaml not written: %v", c, err)
 		}
+	}
+}
+
+// TestRenderStreamJSON: the JSON stream, written from each pair's encoded
+// objects, is what printData writes for the same pairs.
+func TestRenderStreamJSON(t *testing.T) {
+	repo, err := fleet.Load(context.Background(), os.DirFS(renderExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := render.New(render.Options{}).Render(context.Background(), repo, render.Selection{})
+	pairs := []renderedPair{}
+	for _, c := range res.Clusters {
+		for _, a := range c.Apps {
+			if a.Err != nil {
+				continue
+			}
+			p := renderedPair{Cluster: c.Cluster, App: a.App, Objects: []map[string]any{}}
+			for _, o := range a.Objects {
+				p.Objects = append(p.Objects, o.Object)
+			}
+			pairs = append(pairs, p)
+		}
+	}
+	if len(pairs) == 0 {
+		t.Fatal("nothing rendered")
+	}
+	var want, got bytes.Buffer
+	if err := printData(&want, "json", pairs); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRenderStream(&got, "json", res); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("JSON stream differs from printData:\n--- got:\n%.600s\n--- want:\n%.600s", got.String(), want.String())
+	}
+	got.Reset()
+	if err := writeRenderStream(&got, "json", &render.Result{}); err != nil || got.String() != "[]\n" {
+		t.Errorf("empty JSON stream = %q, %v; want []", got.String(), err)
 	}
 }

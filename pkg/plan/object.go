@@ -42,6 +42,9 @@ func refOf(o *unstructured.Unstructured) ObjectRef {
 // diffObject compares one object of base and head (either may be nil but not
 // both). ok is false when they are equal but for the revision annotation.
 func diffObject(base, head *unstructured.Unstructured) (ObjectChange, bool) {
+	if base != nil && head != nil && sameButRevision(base.Object, head.Object) {
+		return ObjectChange{}, false
+	}
 	b, h := comparable(base), comparable(head)
 	var c ObjectChange
 	switch {
@@ -60,6 +63,66 @@ func diffObject(base, head *unstructured.Unstructured) (ObjectChange, bool) {
 	}
 	c.Diff = unifiedDiff(c.Object, toYAML(b), toYAML(h))
 	return c, true
+}
+
+// sameButRevision reports, without copying, that two rendered objects are
+// equal but for the revision annotation, which both carry. It is a shortcut:
+// false means "compare them with comparable". Unchanged objects of a plan's
+// two renders share everything but their metadata and annotations maps, and
+// reflect.DeepEqual takes shared maps and slices as equal at once.
+func sameButRevision(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok {
+			return false
+		}
+		if k != "metadata" {
+			if !reflect.DeepEqual(av, bv) {
+				return false
+			}
+			continue
+		}
+		am, aok := av.(map[string]any)
+		bm, bok := bv.(map[string]any)
+		if !aok || !bok || len(am) != len(bm) {
+			return false
+		}
+		for mk, amv := range am {
+			bmv, ok := bm[mk]
+			if !ok {
+				return false
+			}
+			if mk != "annotations" {
+				if !reflect.DeepEqual(amv, bmv) {
+					return false
+				}
+				continue
+			}
+			aa, aok := amv.(map[string]any)
+			ba, bok := bmv.(map[string]any)
+			if !aok || !bok || len(aa) != len(ba) {
+				return false
+			}
+			if _, ok := aa[v1alpha1.AnnotationRevision]; !ok {
+				return false
+			}
+			if _, ok := ba[v1alpha1.AnnotationRevision]; !ok {
+				return false
+			}
+			for ak, aav := range aa {
+				if ak == v1alpha1.AnnotationRevision {
+					continue
+				}
+				if bav, ok := ba[ak]; !ok || !reflect.DeepEqual(aav, bav) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // comparable returns a deep copy of the object's content without the revision

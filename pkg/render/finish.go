@@ -127,6 +127,7 @@ func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterR
 		}
 	}
 	out := make([]ClusterResult, len(order))
+	shared := newSharedFinishes()
 	for i, n := range order {
 		l := byCluster[n]
 		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
@@ -135,7 +136,7 @@ func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterR
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l, fleetCRDs)}
+			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l, fleetCRDs, shared)}
 		}()
 	}
 	wg.Wait()
@@ -175,7 +176,11 @@ func (run *renderRun) renderJob(ctx context.Context, j *pairJob, s *slot) {
 	j.src, j.err = run.renderPair(ctx, j.cluster, j.app, s)
 }
 
-func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) []AppResult {
+// finishCluster runs the per-cluster steps of every app of one cluster.
+// Pairs of other clusters of the same Render with the same inputs to these
+// steps (see clusterKey) share one result through shared: the same objects,
+// so that they are also encoded once.
+func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool, shared *sharedFinishes) []AppResult {
 	c := jobs[0].cluster
 	facts := &clusterFacts{cluster: c, scoped: clusterScoped(), nsOwner: map[string]string{}, explicit: map[string]bool{}}
 	// Scopes, weakest first: the built-in table, CRDs anywhere in the
@@ -206,7 +211,7 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) 
 			facts.nsOwner[ns] = a.Metadata.Name
 		}
 	}
-	ckey, kerr := run.clusterKey(facts, crds)
+	ckey, skey, kerr := run.clusterKey(facts, crds)
 	pairs := make([]AppResult, len(jobs))
 	ids := make([][]string, len(jobs))
 	for i, j := range jobs {
@@ -222,9 +227,15 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) 
 			pairs[i].InputsDigest = inputsDigest(fmt.Sprintf("%s|%s|%s|%t|%s", ckey, name, ns, autoNS, j.src.inputs))
 		}
 		slot := c.Metadata.Name + "/" + name
+		shareKey := fmt.Sprintf("%s|%s|%s|%t|%d", skey, name, ns, autoNS, j.src.id)
 		if kerr == nil {
 			if objs, oids, warns, ok := run.r.finished.get(slot, key, run.revision); ok {
 				pairs[i].Objects, ids[i], pairs[i].Warnings = objs, oids, warns
+				continue
+			}
+			if f := shared.get(shareKey); f != nil {
+				run.r.finished.put(slot, key, f)
+				pairs[i].Objects, ids[i], pairs[i].Warnings = f.at(run.revision), f.ids, f.warnings
 				continue
 			}
 		}
@@ -234,12 +245,12 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool) 
 			continue
 		}
 		warns = append(append([]string(nil), j.src.warnings...), warns...)
-		objs := stamp(base, run.revision)
-		ids[i] = objectIDs(base)
+		f := &finished{base: base, ids: objectIDs(base), revision: run.revision, stamped: stamp(base, run.revision), warnings: warns}
 		if kerr == nil {
-			run.r.finished.put(slot, key, &finished{base: base, ids: ids[i], revision: run.revision, stamped: objs, warnings: warns})
+			f = shared.put(shareKey, f)
+			run.r.finished.put(slot, key, f)
 		}
-		pairs[i].Objects, pairs[i].Warnings = objs, warns
+		pairs[i].Objects, ids[i], pairs[i].Warnings = f.at(run.revision), f.ids, f.warnings
 	}
 	checkDuplicates(c.Metadata.Name, pairs, ids)
 	return pairs
@@ -251,8 +262,11 @@ func inputsDigest(s string) string {
 }
 
 // clusterKey fingerprints what the per-cluster steps of every app on the
-// cluster depend on, besides the app itself and its source render.
-func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, error) {
+// cluster depend on, besides the app itself and its source render. The
+// second key leaves out the cluster's name, which none of these steps reads
+// (storage classes and node pools come from the spec, the scale policies
+// that apply are listed): clusters with equal second keys get equal results.
+func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, string, error) {
 	type policy struct {
 		Name   string                   `json:"name"`
 		Spec   v1alpha1.ScalePolicySpec `json:"spec"`
@@ -270,75 +284,113 @@ func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, error)
 		explicit = append(explicit, ns)
 	}
 	sort.Strings(explicit)
-	b, err := json.Marshal(map[string]any{
+	facts := map[string]any{
 		"cluster":  f.cluster.Metadata.Name,
 		"spec":     f.cluster.Spec,
 		"crds":     crds,
 		"explicit": explicit,
 		"policies": policies,
-	})
+	}
+	b, err := json.Marshal(facts)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:]), nil
+	delete(facts, "cluster")
+	if b, err = json.Marshal(facts); err != nil {
+		return "", "", err
+	}
+	anyCluster := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), hex.EncodeToString(anyCluster[:]), nil
+}
+
+// sharedFinishes holds the finished pairs of one Render by their key without
+// the cluster's name.
+type sharedFinishes struct {
+	mu sync.Mutex
+	m  map[string]*finished
+}
+
+func newSharedFinishes() *sharedFinishes { return &sharedFinishes{m: map[string]*finished{}} }
+
+func (s *sharedFinishes) get(key string) *finished {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key]
+}
+
+// put keeps f under key and returns it, or the result another cluster kept
+// there meanwhile.
+func (s *sharedFinishes) put(key string, f *finished) *finished {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if had, ok := s.m[key]; ok {
+		return had
+	}
+	s.m[key] = f
+	return f
 }
 
 // finishCache keeps the finished objects of the latest renders of each
 // (cluster, app) without the revision annotation, and the last revision
 // stamped on them: an unchanged pair at the same revision costs nothing, at
-// a new revision only a shallow copy of each object's metadata.
+// a new revision only a shallow copy of each object's metadata. Pairs that
+// shared a result (finishCluster) share the entry, and so the stamped copy.
 type finishCache struct {
 	mu sync.Mutex
-	m  map[string][]*finished
+	m  map[string][]finishSlot
+}
+
+type finishSlot struct {
+	key string
+	f   *finished
 }
 
 type finished struct {
-	key      string
 	base     []*unstructured.Unstructured // no revision annotation; never changed
 	ids      []string                     // objectIDs(base)
+	warnings []string
+
+	mu       sync.Mutex // guards revision and stamped
 	revision string
 	stamped  []*unstructured.Unstructured
-	warnings []string
+}
+
+// at returns the objects stamped with revision.
+func (f *finished) at(revision string) []*unstructured.Unstructured {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.revision != revision {
+		f.revision, f.stamped = revision, stamp(f.base, revision)
+	}
+	return f.stamped
 }
 
 // maxFinishedPerPair keeps two versions per pair: the base and head of a plan.
 const maxFinishedPerPair = 2
 
-func newFinishCache() *finishCache { return &finishCache{m: map[string][]*finished{}} }
+func newFinishCache() *finishCache { return &finishCache{m: map[string][]finishSlot{}} }
 
 func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, []string, []string, bool) {
 	c.mu.Lock()
 	var hit *finished
-	for _, f := range c.m[slot] {
-		if f.key == key {
-			hit = f
+	for _, e := range c.m[slot] {
+		if e.key == key {
+			hit = e.f
 			break
 		}
 	}
+	c.mu.Unlock()
 	if hit == nil {
-		c.mu.Unlock()
 		return nil, nil, nil, false
 	}
-	if hit.revision == revision {
-		objs := hit.stamped
-		c.mu.Unlock()
-		return objs, hit.ids, hit.warnings, true
-	}
-	base := hit.base
-	c.mu.Unlock()
-	objs := stamp(base, revision)
-	c.mu.Lock()
-	hit.revision, hit.stamped = revision, objs
-	c.mu.Unlock()
-	return objs, hit.ids, hit.warnings, true
+	return hit.at(revision), hit.ids, hit.warnings, true
 }
 
 func (c *finishCache) put(slot, key string, f *finished) {
-	f.key = key
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l := append([]*finished{f}, c.m[slot]...)
+	l := append([]finishSlot{{key: key, f: f}}, c.m[slot]...)
 	if len(l) > maxFinishedPerPair {
 		l = l[:maxFinishedPerPair]
 	}

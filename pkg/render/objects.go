@@ -157,18 +157,23 @@ func groupOf(apiVersion string) string {
 }
 
 // encodeYAML writes objects as one YAML stream ("---" between documents),
-// keys sorted, so equal objects give equal bytes.
+// keys sorted, so equal objects give equal bytes: the bytes of
+// sigs.k8s.io/yaml.Marshal, written by appendYAMLDoc when it can.
 func encodeYAML(objs []object) ([]byte, error) {
-	var buf bytes.Buffer
+	var buf []byte
 	for i, o := range objs {
+		if i > 0 {
+			buf = append(buf, "---\n"...)
+		}
+		var ok bool
+		if buf, ok = appendYAMLDoc(buf, o); ok {
+			continue
+		}
 		b, err := yaml.Marshal(o)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", describe(o), err)
 		}
-		if i > 0 {
-			buf.WriteString("---\n")
-		}
-		buf.Write(b)
+		buf = append(buf, b...)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
