@@ -27,7 +27,7 @@ test:
 	@status=0; \
 	FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
 	if [ $$status -eq 0 ]; then FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test -race $(TEST_FLAGS) \
-	  ./pkg/render/ ./pkg/plan/ ./pkg/fleet/ ./pkg/apply/ ./pkg/drift/ ./pkg/reconcile/ ./cmd/fleetsync/ || status=$$?; fi; \
+	  ./pkg/render/ ./pkg/plan/ ./pkg/fleet/ ./pkg/apply/ ./pkg/drift/ ./pkg/reconcile/ ./internal/daemon/ ./cmd/fleetsync/ || status=$$?; fi; \
 	$(GO) run ./hack/localfleet down --dir $(TEST_FLEET_DIR) || true; \
 	exit $$status
 
