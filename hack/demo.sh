@@ -93,7 +93,7 @@ cat <<MSG
 The daemon keeps running:
   dashboard      $SERVER/
   status         $FLEETSYNC status --server $SERVER
-  the fleet repo $DEMO/git/fleet (commit there, then wait ${SERVER#http://} polls every 15s, or post a webhook)
+  the fleet repo $DEMO/git/fleet (commit there: the daemon fetches every 15s)
   logs           $DEMO/fleetsync.log
 Stop everything with: make demo-down
 MSG

@@ -160,7 +160,7 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	if glToken != nil {
 		hooks["gitlab"] = d.GitLabWebhook(glToken)
 	}
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", f.listen)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("--listen: %w", err)}
 	}
@@ -170,7 +170,8 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// ctx is done by now: the shutdown gets a fresh deadline of its own.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -98,7 +99,7 @@ func TestRunKilledMidRolloutResumes(t *testing.T) {
 `
 	app := r.app(t, "daemon", spec, "")
 	v1 := r.commit(t, "v1")
-	h, err := gitserver.HTTPHandler(filepath.Dir(r.dir))
+	h, err := gitserver.HTTPHandler(context.Background(), filepath.Dir(r.dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,11 +33,12 @@ func run(root, addr, urlFile string) error {
 	if root == "" {
 		return errors.New("--root is required")
 	}
-	h, err := gitserver.HTTPHandler(root)
+	ctx := context.Background()
+	h, err := gitserver.HTTPHandler(ctx, root)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}

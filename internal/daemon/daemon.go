@@ -404,7 +404,12 @@ func appStatus(a AppStatus, p reconcile.PairOutcome, revision string) AppStatus 
 		a.Error = apply.Brief(p.Err)
 		var re *reconcile.RolloutError
 		if errors.As(p.Err, &re) && re.State == rollout.StateRolledBack {
+			// Back on the last healthy revision: its health is what it was.
 			a.Sync = SyncRolledBack
+			if a.Health == "" {
+				a.Health = HealthUnknown
+			}
+			return a
 		} else if p.ChangeSet == nil {
 			a.Sync = SyncOutOfSync // not applied here yet (a later wave, a dependency)
 		} else {

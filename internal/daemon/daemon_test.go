@@ -86,7 +86,7 @@ func newWorld(t *testing.T, proxied ...string) *world {
 	gittest.Init(t, w.work)
 	w.write("v1", false)
 	gittest.CommitAll(t, w.work, "v1")
-	h, err := gitserver.HTTPHandler(root)
+	h, err := gitserver.HTTPHandler(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

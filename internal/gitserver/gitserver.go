@@ -2,10 +2,11 @@
 package gitserver
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cgi"
+	"net/http/cgi" //nolint:gosec // G504 is about Go < 1.6.3 (httpoxy); the handler runs git http-backend on loopback
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,8 +16,8 @@ import (
 // the git CLI's http-backend (read only: pushes are refused), as a real git
 // server does. The daemon's tests and `make demo` serve the fleet repo with
 // it on loopback.
-func HTTPHandler(root string) (http.Handler, error) {
-	out, err := exec.Command("git", "--exec-path").Output()
+func HTTPHandler(ctx context.Context, root string) (http.Handler, error) {
+	out, err := exec.CommandContext(ctx, "git", "--exec-path").Output()
 	if err != nil {
 		return nil, fmt.Errorf("git --exec-path: %w (is git installed?)", err)
 	}
