@@ -73,6 +73,7 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkFetch -benchtime 3x ./pkg/source/
 	FLEETSYNC_TESTFLEET_DIR= $(GO) test -run '^$$' -bench BenchmarkApply1000 -benchtime 1x -timeout 30m ./pkg/apply/
 	FLEETSYNC_TESTFLEET_DIR= $(GO) test -run '^$$' -bench BenchmarkMirror20 -benchtime 1x -timeout 30m ./pkg/imagesync/
+	FLEETSYNC_TESTFLEET_DIR= $(GO) test -run '^$$' -bench BenchmarkDaemon -benchtime 1x -timeout 30m ./internal/daemon/
 	$(GO) test -run '^$$' -bench . -benchtime 5s -timeout 60m ./bench/render/
 
 fleet-up:

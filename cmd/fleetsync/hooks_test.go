@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/fleetsync/fleetsync/internal/testfleet"
+	"github.com/fleetsync/fleetsync/internal/testtree"
 )
 
 // `fleetsync apply` prints a chart's hooks as they run, in order, and
@@ -35,15 +36,7 @@ func TestApplyPrintsHooks(t *testing.T) {
 		"apps/" + app + "/chart/templates/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: {{ .Values.v | quote }}}\n",
 		"apps/" + app + "/chart/templates/hooks.yaml": hookJobs,
 	}
-	for p, body := range files {
-		full := filepath.Join(repo, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtree.Write(t, repo, files)
 	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "absent"))
 	base := []string{"--repo", repo, "--kubeconfig-dir", f.Dir, "--timeout", "1m"}
 	out, msg, code := runApplyOrDiff(t, "apply", base...)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fleetsync/fleetsync/internal/testtree"
 )
 
 // execute runs cmd with args the way main does and returns its stdout, its
@@ -158,15 +160,7 @@ func TestValidateWarnings(t *testing.T) {
 		"apps/old/base/kustomization.yaml":  "commonLabels: {a: b}\nresources: [cm.yaml]\n",
 		"apps/old/base/cm.yaml":             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
 	}
-	for p, body := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtree.Write(t, dir, files)
 	out, code := runValidateCmd(t, "--repo", dir)
 	for _, want := range []string{
 		"apps/db/app.yaml:6: spec.source: warning: north/db: renders differently each time (random output such as randAlphaNum): Secret/db/pw",
@@ -205,19 +199,11 @@ spec:
         - patch: '[{"op": "replace", "path": "/spec/nothing", "value": 1}]'
           target: {kind: ConfigMap}
 `
-	for p, body := range map[string]string{
+	testtree.Write(t, dir, map[string]string{
 		"clusters/north.yaml":   "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: north}\n",
 		"apps/web/app.yaml":     app,
 		"apps/web/base/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
-	} {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	out, code := runValidateCmd(t, "--repo", dir)
 	want := "apps/web/app.yaml:15: spec.customizations[1].patches[0]: render failed: north/web: spec.customizations[1].patches[0]: patch: replace operation does not apply"
 	if code != 1 || !strings.Contains(out, want) {

@@ -29,6 +29,7 @@ import (
 	"github.com/fleetsync/fleetsync/internal/gitserver"
 	"github.com/fleetsync/fleetsync/internal/gittest"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
+	"github.com/fleetsync/fleetsync/internal/testtree"
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/cluster"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
@@ -44,7 +45,7 @@ var clusters = []string{"north", "south", "east"}
 // namespace (on every cluster: it holds the app and the inventories) and
 // daemon.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	ns, app string
 	work    string // the repo's work tree
 	url     string
@@ -54,6 +55,7 @@ type world struct {
 	secret  []byte
 
 	proxies map[string]*tcpProxy
+	apps    int
 
 	mu      sync.Mutex
 	applied []string // cluster of each Deployment write, in order
@@ -66,9 +68,22 @@ var deployGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resour
 // are reached through a TCP proxy the test can cut (a cluster going down).
 func newWorld(t *testing.T, proxied ...string) *world {
 	t.Helper()
+	return newWorldWith(t, worldOptions{proxied: proxied})
+}
+
+// worldOptions shape a world: clusters behind a proxy, more apps, a
+// request counter on every cluster connection.
+type worldOptions struct {
+	proxied []string
+	apps    int // apps in the repo (default 1)
+	count   *requests
+}
+
+func newWorldWith(t testing.TB, o worldOptions) *world {
+	t.Helper()
 	gittest.SkipWithoutGit(t)
 	f := testfleet.Get(t)
-	w := &world{t: t, dyn: map[string]dynamic.Interface{}, secret: []byte("s3cret")}
+	w := &world{t: t, dyn: map[string]dynamic.Interface{}, secret: []byte("s3cret"), apps: max(o.apps, 1)}
 	w.ns = f.Namespace(t, "north")
 	w.app = "web-" + w.ns[len(w.ns)-5:]
 	for _, c := range clusters {
@@ -95,13 +110,16 @@ func newWorld(t *testing.T, proxied ...string) *world {
 	w.url = srv.URL + "/fleet/.git"
 
 	w.proxies = map[string]*tcpProxy{}
-	for _, c := range proxied {
+	for _, c := range o.proxied {
 		w.proxies[c] = newTCPProxy(t, f.RESTConfig(t, c).Host)
 	}
 	dial := func(ctx context.Context, name string) (*apply.Manager, error) {
 		cfg := f.RESTConfig(t, name)
 		if p := w.proxies[name]; p != nil {
 			cfg.Host = "https://" + p.addr
+		}
+		if o.count != nil {
+			cfg.Wrap(o.count.wrap(name))
 		}
 		c, err := cluster.New(name, cfg, cluster.ConnectOptions{})
 		if err != nil {
@@ -185,18 +203,15 @@ spec:
       containers: [{name: web, image: "example.invalid/web:%s"}]
 `, podAnn, tag),
 	}
+	for i := 1; i < w.apps; i++ {
+		name := fmt.Sprintf("%s-%02d", w.app, i)
+		files["apps/"+name+"/app.yaml"] = strings.Replace(files["apps/"+w.app+"/app.yaml"], "name: "+w.app+"}", "name: "+name+"}", 1)
+		files["apps/"+name+"/manifests/deploy.yaml"] = strings.Replace(files["apps/"+w.app+"/manifests/deploy.yaml"], "name: web}", "name: web-"+fmt.Sprint(i)+"}", 1)
+	}
 	for _, c := range clusters {
 		files["clusters/"+c+".yaml"] = "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: " + c + ", labels: {region: " + c + "}}\n"
 	}
-	for p, body := range files {
-		full := filepath.Join(w.work, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			w.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			w.t.Fatal(err)
-		}
-	}
+	testtree.Write(w.t, w.work, files)
 }
 
 // webhook posts a GitHub push event signed with secret.
@@ -342,7 +357,7 @@ func TestDaemonRollsOutCommits(t *testing.T) {
 // tcpProxy forwards a loopback port to an API server; down closes the
 // listener and every connection, up listens on the same port again.
 type tcpProxy struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	target string
 
@@ -351,7 +366,7 @@ type tcpProxy struct {
 	conns []net.Conn
 }
 
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
+	"github.com/fleetsync/fleetsync/internal/testtree"
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/cluster"
 	"github.com/fleetsync/fleetsync/pkg/drift"
@@ -418,15 +418,7 @@ func TestDesiredUsesLiveAPIVersions(t *testing.T) {
 		"apps/caps/chart/Chart.yaml":          "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
 		"apps/caps/chart/templates/caps.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caps}\ndata:\n  machineDeployments: {{ .Capabilities.APIVersions.Has \"cluster.x-k8s.io/v1beta1/MachineDeployment\" | quote }}\n",
 	}
-	for p, body := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtree.Write(t, dir, files)
 	repo, err := fleet.Load(ctxT(t), os.DirFS(dir))
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,12 @@ package reconcile_test
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetsync/fleetsync/internal/testtree"
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
@@ -79,15 +79,7 @@ func TestHelmChartHooksEndToEnd(t *testing.T) {
 			files["apps/"+a.name+"/chart/"+p] = body
 		}
 	}
-	for p, body := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtree.Write(t, dir, files)
 	repo, err := fleet.Load(ctxT(t), os.DirFS(dir))
 	if err != nil {
 		t.Fatal(err)

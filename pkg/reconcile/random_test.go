@@ -3,12 +3,12 @@ package reconcile_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/fleetsync/fleetsync/internal/testtree"
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
@@ -58,15 +58,7 @@ func TestRandomOutputNotReapplied(t *testing.T) {
 		for p, body := range randomChart {
 			files["apps/db/chart/"+p] = body
 		}
-		for p, body := range files {
-			full := filepath.Join(dir, p)
-			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+		testtree.Write(t, dir, files)
 	}
 	// Each apply uses a new Renderer, as a new process (or a cold daemon) would.
 	applyOnce := func() map[string]apply.Action {

@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/fleetsync/fleetsync/internal/testtree"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/render"
 )
@@ -43,15 +43,7 @@ func TestDesiredScopeFromDiscovery(t *testing.T) {
 			"\n  source: {kustomize: {path: base}}\n  targets: {clusterSelector: {matchLabels: {env: prod}}}\n",
 		"apps/giz/base/gizmo.yaml": "apiVersion: " + group + "/v1\nkind: Gizmo\nmetadata: {name: big}\n",
 	}
-	for p, body := range files {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testtree.Write(t, dir, files)
 	repo, err := fleet.Load(ctxT(t), os.DirFS(dir))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,148 @@
+package daemon_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetsync/fleetsync/internal/daemon"
+	"github.com/fleetsync/fleetsync/internal/gittest"
+)
+
+// requests counts the API requests of every cluster connection, by cluster
+// and by whether they write.
+type requests struct {
+	mu            sync.Mutex
+	reads, writes map[string]int
+}
+
+func newRequests() *requests {
+	return &requests{reads: map[string]int{}, writes: map[string]int{}}
+}
+
+func (r *requests) wrap(cluster string) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			r.mu.Lock()
+			switch req.Method {
+			case http.MethodGet, http.MethodHead:
+				r.reads[cluster]++
+			default:
+				r.writes[cluster]++
+			}
+			r.mu.Unlock()
+			return rt.RoundTrip(req)
+		})
+	}
+}
+
+// snapshot returns the reads and writes counted so far.
+func (r *requests) snapshot() (reads, writes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.reads {
+		reads += n
+	}
+	for _, n := range r.writes {
+		writes += n
+	}
+	return reads, writes
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSSMB is the process's peak resident set (VmHWM), in MB.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkDaemon measures the daemon as a platform team meets it, on the
+// 3 local clusters with 20 apps, the fleet repo on a real git server:
+// webhook -> the new commit applied on every cluster (and then healthy), a
+// no-op cycle's requests and writes, CPU of an idle minute, peak RSS. It
+// runs once whatever b.N (`make bench`: -benchtime 1x); no figure is asserted.
+func BenchmarkDaemon(b *testing.B) {
+	const apps = 20
+	count := newRequests()
+	w := newWorldWith(b, worldOptions{apps: apps, count: count})
+	pairs := apps * len(clusters)
+	start := time.Now()
+	w.eventually(5*time.Minute, "first convergence", func() bool { return w.synced(pairs, "") })
+	b.ReportMetric(time.Since(start).Seconds(), "s-first-convergence")
+
+	w.write("v2", false)
+	v2 := gittest.CommitAll(b, w.work, "v2")
+	w.mu.Lock()
+	w.applied = nil
+	w.mu.Unlock()
+	start = time.Now()
+	if code := w.webhook(w.secret); code != http.StatusAccepted {
+		b.Fatalf("webhook: %d", code)
+	}
+	w.eventually(5*time.Minute, "v2 written everywhere", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.applied) >= pairs
+	})
+	applied := time.Since(start)
+	w.eventually(5*time.Minute, "v2 healthy everywhere", func() bool { return w.synced(pairs, v2) })
+	healthy := time.Since(start)
+	b.ReportMetric(applied.Seconds(), "s-webhook-to-applied")
+	b.ReportMetric((healthy - applied).Seconds(), "s-then-healthy")
+
+	// A no-op cycle: nothing new in git, nothing changed on the clusters.
+	before := w.d.Status().LastReconcile
+	r0, w0 := count.snapshot()
+	w.d.Trigger()
+	w.eventually(time.Minute, "a no-op cycle", func() bool { return w.d.Status().LastReconcile.After(before) })
+	r1, w1 := count.snapshot()
+	b.ReportMetric(float64(w1-w0), "noop-writes")
+	b.ReportMetric(float64(r1-r0)/float64(pairs), "noop-reads/pair")
+
+	// An idle minute's CPU, from 15 s idle with heartbeats every second (30
+	// times the default rate): an upper bound of the default's.
+	cpu0 := cpuTime()
+	time.Sleep(15 * time.Second)
+	b.ReportMetric((cpuTime()-cpu0).Seconds()*4, "cpu-s/idle-min-1s-heartbeats")
+	b.ReportMetric(peakRSSMB(), "peak-RSS-MB-with-test")
+	fmt.Fprintf(os.Stderr, "daemon bench: %d apps x %d clusters; statuses %d\n", apps, len(clusters), len(w.d.Status().Clusters))
+}
+
+// synced reports whether n pairs are Synced and Healthy (at revision rev
+// when given).
+func (w *world) synced(n int, rev string) bool {
+	got := 0
+	for _, c := range w.d.Status().Clusters {
+		for _, a := range c.Apps {
+			if a.Sync == daemon.SyncSynced && a.Health == daemon.HealthHealthy && (rev == "" || a.Revision == rev) {
+				got++
+			}
+		}
+	}
+	return got >= n
+}
