@@ -13,7 +13,7 @@ func Write(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, body := range files {
 		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(full, []byte(body), 0o600); err != nil {
