@@ -104,12 +104,25 @@ func BenchmarkDaemon(b *testing.B) {
 	if code := w.webhook(w.secret); code != http.StatusAccepted {
 		b.Fatalf("webhook: %d", code)
 	}
+	var canary time.Duration // every app written on north (the first wave)
 	w.eventually(5*time.Minute, "v2 written everywhere", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if canary == 0 {
+			n := 0
+			for _, c := range w.applied {
+				if c == "north" {
+					n++
+				}
+			}
+			if n >= apps {
+				canary = time.Since(start)
+			}
+		}
 		return len(w.applied) >= pairs
 	})
 	applied := time.Since(start)
+	b.ReportMetric(canary.Seconds(), "s-webhook-to-canary-applied")
 	w.eventually(5*time.Minute, "v2 healthy everywhere", func() bool { return w.synced(pairs, v2) })
 	healthy := time.Since(start)
 	b.ReportMetric(applied.Seconds(), "s-webhook-to-applied")
