@@ -290,13 +290,10 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 			}
 		}
 	}
-	rollouts, err := rec.RolloutStatus(ctx, desired, nil)
-	if err != nil {
-		d.opts.Logger.Error("rollout status", "error", err)
-	}
+	// Apply returns each app's rollout as it ended: no second look at the clusters.
 	d.record(repo, names, desired, res, drifts, start)
-	d.recordRollouts(rollouts)
-	d.opts.Metrics.observeRollouts(rollouts)
+	d.recordRollouts(res.Rollouts)
+	d.opts.Metrics.observeRollouts(res.Rollouts)
 	d.opts.Metrics.observeCycle(time.Since(start), up)
 }
 

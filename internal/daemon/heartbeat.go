@@ -32,8 +32,8 @@ func newHeartbeats(d *Daemon) *heartbeats {
 // that left the repo.
 func (h *heartbeats) ensure(ctx context.Context, names []string, wg *sync.WaitGroup) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	want := map[string]bool{}
+	var firsts []chan struct{}
 	for _, n := range names {
 		want[n] = true
 		if _, ok := h.cancel[n]; ok {
@@ -42,25 +42,31 @@ func (h *heartbeats) ensure(ctx context.Context, names []string, wg *sync.WaitGr
 		cctx, cancel := context.WithCancel(ctx)
 		h.cancel[n] = cancel
 		first := make(chan struct{})
+		firsts = append(firsts, first)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			h.loop(cctx, n, first)
 		}()
-		// The first beat decides whether the cluster is in the first cycle.
-		h.mu.Unlock()
-		select {
-		case <-first:
-		case <-time.After(15 * time.Second):
-		case <-ctx.Done():
-		}
-		h.mu.Lock()
 	}
 	for n, cancel := range h.cancel {
 		if !want[n] {
 			cancel()
 			delete(h.cancel, n)
 			delete(h.state, n)
+		}
+	}
+	h.mu.Unlock()
+	// The first beats (run side by side) decide which clusters are in the
+	// first cycle; a cluster slower than 15s is taken as up.
+	deadline := time.After(15 * time.Second)
+	for _, first := range firsts {
+		select {
+		case <-first:
+		case <-deadline:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -112,7 +118,8 @@ var nodesGVR = schema.GroupVersionResource{Version: "v1", Resource: "nodes"}
 func (h *heartbeats) beat(ctx context.Context, name string) error {
 	d := h.d
 	pool := d.opts.Reconciler.Pool()
-	version, ready, total, err := "", 0, 0, error(nil)
+	var version string
+	var ready, total int
 	m, err := pool.Get(ctx, name)
 	if err == nil {
 		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -3,7 +3,6 @@ package fleet
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,32 +52,18 @@ func FactsOf(repo *Repo, c *v1alpha1.Cluster) *ClusterFacts {
 		Registry:          c.Spec.Registry,
 		KubernetesVersion: c.Spec.KubernetesVersion,
 	}
+	var base map[string]any
 	if repo != nil && repo.Fleet != nil {
-		f.Values = mergeMaps(repo.Fleet.Spec.Values, nil)
+		base = repo.Fleet.Spec.Values
 		if f.KubernetesVersion == "" {
 			f.KubernetesVersion = repo.Fleet.Spec.KubernetesVersion
 		}
 	}
-	f.Values = mergeMaps(f.Values, c.Spec.Values)
+	f.Values = MergeValues(base, c.Spec.Values)
+	if f.Values == nil {
+		f.Values = map[string]any{}
+	}
 	return f
-}
-
-// mergeMaps deep-merges over into a copy of base.
-func mergeMaps(base, over map[string]any) map[string]any {
-	out := maps.Clone(base)
-	if out == nil {
-		out = map[string]any{}
-	}
-	for k, v := range over {
-		if om, ok := v.(map[string]any); ok {
-			if bm, ok := out[k].(map[string]any); ok {
-				out[k] = mergeMaps(bm, om)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // RefError is a reference that cannot be resolved.

@@ -121,20 +121,20 @@ func helmValuesWith(read func(string) (map[string]any, error), repo *fleet.Repo,
 			if err != nil {
 				return fmt.Errorf("values file %s: %w", p, err)
 			}
-			vals = mergeValues(vals, v)
+			vals = fleet.MergeValues(vals, v)
 		}
 		return nil
 	}
 	if err := addFiles(src.ValuesFiles); err != nil {
 		return nil, err
 	}
-	vals = mergeValues(vals, src.Values)
+	vals = fleet.MergeValues(vals, src.Values)
 	for _, cu := range app.Spec.Customizations {
 		if m.matches(cu.ClusterSelector, c) {
 			if err := addFiles(cu.ValuesFiles); err != nil {
 				return nil, err
 			}
-			vals = mergeValues(vals, cu.Values)
+			vals = fleet.MergeValues(vals, cu.Values)
 		}
 	}
 	out, err := fleet.FactsOf(repo, c).Expand(vals)
@@ -157,52 +157,6 @@ func helmNumbers(vals map[string]any) (map[string]any, error) {
 		return nil, fmt.Errorf("values: %w", err)
 	}
 	return out, nil
-}
-
-// mergeValues deep-merges over into a copy of base: maps merge key by key,
-// anything else in over replaces. Neither argument is modified.
-func mergeValues(base, over map[string]any) map[string]any {
-	if base == nil && over == nil {
-		return nil
-	}
-	out := make(map[string]any, len(base)+len(over))
-	for k, v := range base {
-		out[k] = copyValue(v)
-	}
-	for k, v := range over {
-		if om, ok := asMap(v); ok {
-			if bm, ok := asMap(out[k]); ok {
-				out[k] = mergeValues(bm, om)
-				continue
-			}
-		}
-		out[k] = copyValue(v)
-	}
-	return out
-}
-
-func asMap(v any) (map[string]any, bool) {
-	switch m := v.(type) {
-	case map[string]any:
-		return m, true
-	case v1alpha1.Values:
-		return m, true
-	}
-	return nil, false
-}
-
-func copyValue(v any) any {
-	if m, ok := asMap(v); ok {
-		return mergeValues(nil, m)
-	}
-	if l, ok := v.([]any); ok {
-		c := make([]any, len(l))
-		for i := range l {
-			c[i] = copyValue(l[i])
-		}
-		return c
-	}
-	return v
 }
 
 // helmTemplate renders a chart client-only, like `helm template
@@ -338,8 +292,8 @@ func valueWarnings(defaults, given map[string]any, at string) []string {
 		if !ok || dv == nil || v == nil {
 			continue
 		}
-		dm, dIsMap := asMap(dv)
-		gm, gIsMap := asMap(v)
+		dm, dIsMap := fleet.ValuesMap(dv)
+		gm, gIsMap := fleet.ValuesMap(v)
 		switch {
 		case dIsMap && gIsMap:
 			out = append(out, valueWarnings(dm, gm, p)...)

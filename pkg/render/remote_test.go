@@ -9,7 +9,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	helmregistry "helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
@@ -26,23 +24,11 @@ import (
 // packageChart builds a small chart archive named name at version.
 func packageChart(t *testing.T, name, version string) []byte {
 	t.Helper()
-	ch, err := loader.LoadFiles([]*loader.BufferedFile{
-		{Name: "Chart.yaml", Data: []byte(fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\n", name, version))},
-		{Name: "values.yaml", Data: []byte("message: from-chart\n")},
-		{Name: "templates/cm.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}-{{ .Chart.Version }}\ndata:\n  message: {{ .Values.message | quote }}\n  zone: {{ .Values.zone | quote }}\n")},
+	return archiveOf(t, map[string]string{
+		"Chart.yaml":        fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\n", name, version),
+		"values.yaml":       "message: from-chart\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}-{{ .Chart.Version }}\ndata:\n  message: {{ .Values.message | quote }}\n  zone: {{ .Values.zone | quote }}\n",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := chartutil.Save(ch, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // remoteFleet writes a fleet repo with one cluster and one app using the
