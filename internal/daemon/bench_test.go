@@ -37,6 +37,12 @@ func (r *requests) wrap(cluster string) func(http.RoundTripper) http.RoundTrippe
 				r.writes[cluster]++
 			}
 			r.mu.Unlock()
+			if tracing {
+				t0 := time.Now()
+				resp, err := rt.RoundTrip(req)
+				trace("req %s %s %s %s %v", cluster, req.Method, req.URL.Path, req.URL.RawQuery, time.Since(t0).Round(time.Millisecond))
+				return resp, err
+			}
 			return rt.RoundTrip(req)
 		})
 	}
@@ -98,33 +104,30 @@ func BenchmarkDaemon(b *testing.B) {
 	w.write("v2", false)
 	v2 := gittest.CommitAll(b, w.work, "v2")
 	w.mu.Lock()
-	w.applied = nil
+	w.applied, w.writes, w.gates = nil, nil, nil
 	w.mu.Unlock()
 	start = time.Now()
 	if code := w.webhook(w.secret); code != http.StatusAccepted {
 		b.Fatalf("webhook: %d", code)
 	}
-	var canary time.Duration // every app written on north (the first wave)
 	w.eventually(5*time.Minute, "v2 written everywhere", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if canary == 0 {
-			n := 0
-			for _, c := range w.applied {
-				if c == "north" {
-					n++
-				}
-			}
-			if n >= apps {
-				canary = time.Since(start)
-			}
-		}
-		return len(w.applied) >= pairs
+		return len(w.writes) >= pairs
 	})
 	applied := time.Since(start)
-	b.ReportMetric(canary.Seconds(), "s-webhook-to-canary-applied")
 	w.eventually(5*time.Minute, "v2 healthy everywhere", func() bool { return w.synced(pairs, v2) })
 	healthy := time.Since(start)
+	// The parts: fleetsync's (webhook -> every app written on north, the
+	// canary wave; an app's gate opened -> written on the next wave) and the
+	// apps' own (written on north -> healthy there, the gate).
+	w.mu.Lock()
+	canary, gateWait, nextWave := splitRollout(start, w.writes, w.gates)
+	w.mu.Unlock()
+	b.ReportMetric(canary.Seconds(), "s-webhook-to-canary-applied")
+	b.ReportMetric(gateWait.Seconds(), "s-canary-health-gate")
+	b.ReportMetric(nextWave.Seconds(), "s-gate-to-next-wave-applied")
+	b.ReportMetric((canary + nextWave).Seconds(), "s-fleetsync-part")
 	b.ReportMetric(applied.Seconds(), "s-webhook-to-applied")
 	b.ReportMetric((healthy - applied).Seconds(), "s-then-healthy")
 
@@ -158,4 +161,28 @@ func (w *world) synced(n int, rev string) bool {
 		}
 	}
 	return got >= n
+}
+
+// splitRollout divides a two-wave rollout of every app: webhook -> the last
+// app written on north; the longest an app waited from its north write to its
+// gate (north healthy); the longest from an app's gate to its last write on
+// the next wave.
+func splitRollout(start time.Time, writes, gates []timed) (canary, gateWait, nextWave time.Duration) {
+	north := map[string]time.Time{}
+	last := map[string]time.Time{}
+	for _, w := range writes {
+		if w.cluster == "north" {
+			north[w.app] = w.at
+			canary = max(canary, w.at.Sub(start))
+		} else if w.at.After(last[w.app]) {
+			last[w.app] = w.at
+		}
+	}
+	for _, g := range gates {
+		gateWait = max(gateWait, g.at.Sub(north[g.app]))
+		if l, ok := last[g.app]; ok {
+			nextWave = max(nextWave, l.Sub(g.at))
+		}
+	}
+	return canary, gateWait, nextWave
 }

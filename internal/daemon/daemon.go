@@ -269,7 +269,12 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 		return
 	}
 	desired.Revisions = reconcile.SourceRevisions(d.opts.Source)
-	res := rec.Apply(ctx, desired, d.opts.Request)
+	// Pairs already healthy on their target are left alone: a cycle where
+	// nothing changed reads a few lists per cluster and writes nothing; drift
+	// is the drift check's business, below.
+	o := d.opts.Request
+	o.KeepHealthy = true
+	res := rec.Apply(ctx, desired, o)
 	if ctx.Err() != nil {
 		return // shutting down: nothing half-recorded
 	}

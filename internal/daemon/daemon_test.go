@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -59,6 +60,24 @@ type world struct {
 
 	mu      sync.Mutex
 	applied []string // cluster of each Deployment write, in order
+	writes  []timed  // each Deployment write
+	gates   []timed  // each app's decision to apply a wave after the first
+}
+
+// timed is when something happened to an app (on a cluster).
+type timed struct {
+	at           time.Time
+	cluster, app string
+}
+
+// event records the rollout steps that open a later wave.
+func (w *world) event(e reconcile.RolloutEvent) {
+	trace("event %s %s %s", e.App, e.Phase, e.Message)
+	if e.Wave > 0 && strings.Contains(e.Message, ": applying ") {
+		w.mu.Lock()
+		w.gates = append(w.gates, timed{at: time.Now(), app: e.App})
+		w.mu.Unlock()
+	}
 }
 
 var nsGVR = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
@@ -139,14 +158,17 @@ func newWorldWith(t testing.TB, o worldOptions) *world {
 	w.d = daemon.New(daemon.Options{
 		Source: src, Ref: "main", Reconciler: rec,
 		Interval: time.Hour, HeartbeatInterval: time.Second, Debounce: 50 * time.Millisecond,
-		Request: reconcile.RequestOptions{Progress: func(c apply.Change) {
+		Request: reconcile.RequestOptions{Events: w.event, Progress: func(c apply.Change) {
+			trace("change %s %s %s %s", c.Cluster, c.App, c.Object.Name, c.Action)
 			if c.Object.Kind == "Deployment" && (c.Action == apply.Created || c.Action == apply.Configured) {
 				w.mu.Lock()
 				w.applied = append(w.applied, c.Cluster)
+				w.writes = append(w.writes, timed{at: time.Now(), cluster: c.Cluster, app: c.App})
 				w.mu.Unlock()
 			}
 		}},
 		Metrics: daemon.NewMetrics(),
+		Logger:  traceLogger(),
 	})
 	w.hook = w.d.GitHubWebhook(w.secret)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -461,4 +483,22 @@ func TestDaemonClusterDown(t *testing.T) {
 		cs := st.Cluster("east")
 		return cs != nil && cs.Up && w.image("east") == "example.invalid/web:v2"
 	})
+}
+
+// FLEETSYNC_DAEMON_TRACE=1 writes the daemon's log, every object change and
+// rollout step, and every API request (bench) to stderr with times: where a
+// figure of BenchmarkDaemon comes from.
+var tracing = os.Getenv("FLEETSYNC_DAEMON_TRACE") != ""
+
+func trace(format string, args ...any) {
+	if tracing {
+		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
+	}
+}
+
+func traceLogger() *slog.Logger {
+	if !tracing {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }

@@ -46,6 +46,15 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 	if err := m.fetchLive(ctx, app, ts); err != nil {
 		return nil, fmt.Errorf("%s/%s: health: %w", m.cluster.Name, app, err)
 	}
+	out = append(out, statuses(ts)...)
+	sortStatuses(out)
+	return out, nil
+}
+
+// statuses computes the kstatus of targets whose live objects were read
+// (sorted by object, with the statuses of the targets that could not be).
+func statuses(ts []*target) []ObjectStatus {
+	out := make([]ObjectStatus, 0, len(ts))
 	for _, t := range ts {
 		if t.live == nil {
 			out = append(out, ObjectStatus{Object: t.ref, Status: string(status.NotFoundStatus), Message: "not found"})
@@ -58,8 +67,11 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 		}
 		out = append(out, ObjectStatus{Object: t.ref, Status: string(res.Status), Message: res.Message})
 	}
+	return out
+}
+
+func sortStatuses(out []ObjectStatus) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Object.String() < out[j].Object.String() })
-	return out, nil
 }
 
 // Observation is what is on a cluster for one app: its inventory and the
@@ -82,11 +94,15 @@ func (m *Manager) Observe(ctx context.Context, app string) (*Observation, error)
 	if err != nil {
 		return &Observation{Inventory: inv}, err
 	}
+	return observation(inv, sts), nil
+}
+
+func observation(inv *Inventory, sts []ObjectStatus) *Observation {
 	o := &Observation{Inventory: inv, Objects: sts, Healthy: Healthy(sts)}
 	for _, s := range sts {
 		o.Failed = o.Failed || s.Status == string(status.FailedStatus)
 	}
-	return o, nil
+	return o
 }
 
 // WaitHealthy polls the objects' health until every one is Current, or until the

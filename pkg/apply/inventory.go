@@ -436,21 +436,64 @@ const labelInventory = "fleetsync.dev/inventory"
 
 // Inventories returns the apps that have an inventory on the cluster, sorted.
 func (m *Manager) Inventories(ctx context.Context) ([]string, error) {
-	list, err := m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace).List(ctx, metav1.ListOptions{LabelSelector: labelInventory})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
+	invs, _, err := m.listInventories(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: list inventories in %s: %w", m.cluster.Name, m.opts.InventoryNamespace, err)
+		return nil, err
 	}
-	var apps []string
-	for _, cm := range list.Items {
-		if app := cm.GetLabels()[labelInventory]; app != "" && cm.GetName() == InventoryName(app) {
-			apps = append(apps, app)
-		}
+	apps := make([]string, 0, len(invs))
+	for app := range invs {
+		apps = append(apps, app)
 	}
 	sort.Strings(apps)
 	return apps, nil
+}
+
+// AllInventories reads every inventory on the cluster with one list, sorted
+// by app; an inventory that cannot be decoded is an error naming it.
+func (m *Manager) AllInventories(ctx context.Context) ([]*Inventory, error) {
+	invs, bad, err := m.listInventories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Inventory, 0, len(invs))
+	for app, inv := range invs {
+		if inv == nil {
+			return nil, bad[app]
+		}
+		out = append(out, inv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
+	return out, nil
+}
+
+// listInventories lists the inventory ConfigMaps and decodes them: app ->
+// inventory (nil, with its error in bad, when it cannot be decoded).
+func (m *Manager) listInventories(ctx context.Context) (map[string]*Inventory, map[string]error, error) {
+	list, err := m.cluster.Dynamic.Resource(configMapGVR).Namespace(m.opts.InventoryNamespace).List(ctx, metav1.ListOptions{LabelSelector: labelInventory})
+	if apierrors.IsNotFound(err) {
+		return map[string]*Inventory{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: list inventories in %s: %w", m.cluster.Name, m.opts.InventoryNamespace, err)
+	}
+	invs := map[string]*Inventory{}
+	bad := map[string]error{}
+	for i := range list.Items {
+		cm := &list.Items[i]
+		app := cm.GetLabels()[labelInventory]
+		if app == "" || cm.GetName() != InventoryName(app) {
+			continue
+		}
+		data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+		inv, err := decodeInventory(data)
+		if err != nil {
+			bad[app] = fmt.Errorf("%s/%s: inventory ConfigMap/%s/%s: %w", m.cluster.Name, app, m.opts.InventoryNamespace, cm.GetName(), err)
+		} else if inv.App == "" {
+			inv.App = app
+		}
+		invs[app] = inv
+	}
+	return invs, bad, nil
 }
 
 // UninstallRequest is the request that removes an app no longer desired on a

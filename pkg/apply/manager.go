@@ -31,6 +31,9 @@ const (
 type Manager struct {
 	cluster *cluster.Cluster
 	opts    Options
+	// namespaces seen to exist (by ensureNamespace), so that each apply does
+	// not read its namespace again; forgotten when a write finds it missing.
+	namespaces sync.Map
 }
 
 // NewManager returns a Manager for a cluster; zero option fields take their defaults.
@@ -58,6 +61,10 @@ type target struct {
 	live    *unstructured.Unstructured // nil: not among the app's labelled objects
 	err     error                      // preparation error
 	random  bool                       // random output to keep (random.go)
+	// changed: the object differs from the one the last successful apply
+	// wrote (the inventory's object digests), so it is written without a
+	// dry run first.
+	changed bool
 }
 
 func isCRD(gk schema.GroupKind) bool {
@@ -105,6 +112,9 @@ func (r *run) record(c Change) {
 }
 
 func (r *run) fail(t *target, op string, err error) {
+	if namespaceMissing(err) {
+		r.m.namespaces.Delete(t.obj.GetNamespace())
+	}
 	r.record(Change{Object: t.ref, Action: Failed, Err: r.m.objErr(r.req.App, t.ref, op, redact(err, t.obj))})
 }
 
@@ -144,6 +154,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	newInv := &Inventory{App: req.App, Revision: req.Revision, Digest: digest, Prune: req.Prune, Fleet: req.Fleet,
 		Images: req.Images, SourceDigest: req.SourceDigest}
 	digests := objectDigests(inv, req, targets)
+	markChanged(inv, targets, digests)
 	if preOK {
 		if err := r.applyStages(ctx, targets); err != nil {
 			errs = append(errs, err)
@@ -463,6 +474,17 @@ func (r *run) ensureNamespace(ctx context.Context) error {
 }
 
 func (m *Manager) ensureNamespace(ctx context.Context, ns string) error {
+	if _, ok := m.namespaces.Load(ns); ok {
+		return nil
+	}
+	if err := m.createNamespace(ctx, ns); err != nil {
+		return err
+	}
+	m.namespaces.Store(ns, true)
+	return nil
+}
+
+func (m *Manager) createNamespace(ctx context.Context, ns string) error {
 	nsRes := m.cluster.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
 	_, err := nsRes.Get(ctx, ns, metav1.GetOptions{})
 	if err == nil {

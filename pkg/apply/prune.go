@@ -91,6 +91,9 @@ func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, desir
 	}
 	uid := live.GetUID()
 	policy := metav1.DeletePropagationBackground
+	if ref.Group == "" && ref.Kind == "Namespace" {
+		m.namespaces.Delete(ref.Name)
+	}
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) {
 		err = m.objErr(app, ref, "prune: delete", err)

@@ -60,3 +60,19 @@ func objectDigests(inv *Inventory, req Request, targets []*target) map[string]st
 
 // randomReason explains a kept object in the ChangeSet.
 const randomReason = "random output (the render inputs are unchanged since the last successful apply): the live object is kept"
+
+// markChanged marks the targets whose object digest differs from the one the
+// inventory recorded at the last successful apply: git changed them, so a
+// dry run to learn whether the apply changes anything would only add a
+// request. Objects without a recorded digest keep the dry run.
+func markChanged(inv *Inventory, targets []*target, digests map[string]string) {
+	if inv == nil || len(inv.ObjectDigests) == 0 || digests == nil {
+		return
+	}
+	for _, t := range targets {
+		k := t.ref.key()
+		if old := inv.ObjectDigests[k]; old != "" && digests[k] != old {
+			t.changed = true
+		}
+	}
+}

@@ -68,6 +68,25 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.record(Change{Object: t.ref, Action: Unchanged})
 		return
 	}
+	if t.changed && !r.req.DryRun {
+		// Changed in git since the last successful apply: write it at once,
+		// and judge the action by what the server returns.
+		out, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(false))
+		if err != nil {
+			if fields := immutableFields(err); len(fields) > 0 {
+				r.immutable(ctx, t, fields, err)
+				return
+			}
+			r.fail(t, "apply", err)
+			return
+		}
+		action := Configured
+		if Equal(out, t.live) {
+			action = Unchanged
+		}
+		r.record(Change{Object: t.ref, Action: action})
+		return
+	}
 	dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
 	if err != nil {
 		if fields := immutableFields(err); len(fields) > 0 {

@@ -103,6 +103,9 @@ func (r *Reconciler) diffCluster(ctx context.Context, d *Desired, name string, o
 				mode = app.Spec.Drift
 			}
 			p.Report, p.Corrected, p.Err = drift.Reconcile(ctx, m, req, mode)
+			if p.Corrected != nil {
+				r.obs.wrote(name, ar.App)
+			}
 			if incomplete && p.Report != nil && p.Report.Count(drift.Extra) > 0 {
 				p.Note = "extra objects are not pruned while a render fails on this cluster"
 			}

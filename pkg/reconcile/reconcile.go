@@ -38,6 +38,7 @@ type Reconciler struct {
 	opts     Options
 
 	slots *keyedsem.Sem // per cluster: apply slots (AppConcurrency)
+	obs   *observer     // shared reads of each cluster's inventories and health
 }
 
 // New returns a Reconciler over a connection pool and a renderer.
@@ -51,7 +52,7 @@ func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 	if opts.AppConcurrency <= 0 {
 		opts.AppConcurrency = 4
 	}
-	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: keyedsem.New(opts.AppConcurrency)}
+	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: keyedsem.New(opts.AppConcurrency), obs: newObserver(opts.PollInterval / 2)}
 }
 
 // Pool returns the Reconciler's cluster connections.

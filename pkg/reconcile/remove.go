@@ -50,17 +50,14 @@ func planRemoval(ctx context.Context, d *Desired, m *apply.Manager, clusterName 
 	for _, ar := range d.apps(clusterName) {
 		desired[ar.App] = true
 	}
-	apps, err := m.Inventories(ctx)
+	invs, err := m.AllInventories(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rm := &removal{}
 	installed := 0
-	for _, app := range apps {
-		inv, err := m.Inventory(ctx, app)
-		if err != nil {
-			return nil, err
-		}
+	for _, inv := range invs {
+		app := inv.App
 		if !owns(d.Repo, inv) {
 			continue // applied by another fleet: never ours to remove
 		}
@@ -123,6 +120,7 @@ func (r *Reconciler) removeFromCluster(ctx context.Context, d *Desired, name str
 			continue
 		}
 		cs, err := m.Uninstall(ctx, inv.App, o.DryRun)
+		r.obs.wrote(name, inv.App)
 		p := PairOutcome{Cluster: name, App: inv.App, ChangeSet: cs, Removed: true, Healthy: err == nil}
 		if err != nil {
 			p.Err = fmt.Errorf("app no longer desired on this cluster: %w", err) // err names cluster and app

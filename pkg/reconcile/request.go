@@ -33,6 +33,12 @@ type RequestOptions struct {
 	Events func(RolloutEvent)
 	// Mirrored receives each image copy of Apply's mirroring, one at a time.
 	Mirrored func(MirrorEvent)
+	// KeepHealthy leaves alone the pairs that are already healthy on their
+	// target: Apply then neither applies them again nor reads their objects
+	// one app at a time (the daemon: drift is its own check, every
+	// drift interval, per the app's drift policy). Without it, Apply applies
+	// every pair once more, which corrects drift (the CLI's apply).
+	KeepHealthy bool
 }
 
 // Request builds the apply request of one (cluster, app) pair. It is the only

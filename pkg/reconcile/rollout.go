@@ -213,7 +213,7 @@ func (a *appRun) observe(ctx context.Context, c string, now time.Time) rollout.F
 	m, err := a.r.pool.Get(ctx, c)
 	if err == nil {
 		var obs *apply.Observation
-		if obs, err = m.Observe(ctx, a.app); err == nil {
+		if obs, err = a.r.obs.observe(ctx, m, a.app); err == nil {
 			a.mu.Lock()
 			delete(a.lastErr, c)
 			a.mu.Unlock()
@@ -284,7 +284,9 @@ func (a *appRun) healthySince(ctx context.Context, m *apply.Manager, c string, i
 		}
 	}
 	if since.IsZero() && !a.o.DryRun {
-		if err := m.RecordHealthy(ctx, a.app, inv.Revision, inv.Digest); err == nil {
+		err := m.RecordHealthy(ctx, a.app, inv.Revision, inv.Digest)
+		a.r.obs.wrote(c, a.app)
+		if err == nil {
 			since = now
 		}
 	}
@@ -402,6 +404,9 @@ func (a *appRun) resync(ctx context.Context, p rollout.Plan, facts map[string]ro
 	a.mu.Lock()
 	for _, c := range a.clusters {
 		if f := facts[c]; !a.synced[c] && f.Reachable && f.Applied.Digest == a.digests[c] {
+			if a.o.KeepHealthy && f.Health == rollout.Healthy {
+				continue
+			}
 			a.synced[c] = true
 			todo = append(todo, c)
 		}
@@ -415,6 +420,7 @@ func (a *appRun) recordHold(ctx context.Context, c string, h rollout.Hold) {
 	m, err := a.r.pool.Get(ctx, c)
 	if err == nil {
 		err = m.RecordHold(ctx, a.app, apply.Hold{Revision: h.Revision, Digest: a.digests[c], Reason: h.Reason, Time: h.Time.UTC().Truncate(time.Second)})
+		a.r.obs.wrote(c, a.app)
 	}
 	if err != nil {
 		a.setProblem(c, fmt.Errorf("record the failed revision: %w", err))
@@ -447,6 +453,7 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 	release := a.r.slot(ctx, c)
 	cs, err := m.Apply(ctx, req.Request)
 	release()
+	a.r.obs.wrote(c, a.app)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changes[c] = cs
@@ -500,7 +507,7 @@ func (a *appRun) waitDependencies(ctx context.Context, m *apply.Manager, c strin
 func (a *appRun) waitOnTarget(ctx context.Context, m *apply.Manager, app, digest string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		obs, err := m.Observe(ctx, app)
+		obs, err := a.r.obs.observe(ctx, m, app)
 		switch {
 		case ctx.Err() != nil:
 			return context.Cause(ctx)
@@ -568,6 +575,7 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 		release := a.r.slot(ctx, c)
 		cs, err := m.Apply(ctx, req.Request)
 		release()
+		a.r.obs.wrote(c, a.app)
 		a.mu.Lock()
 		a.changes[c] = cs
 		delete(a.failed, c)
