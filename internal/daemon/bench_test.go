@@ -135,7 +135,10 @@ func BenchmarkDaemon(b *testing.B) {
 	before := w.d.Status().LastReconcile
 	r0, w0 := count.snapshot()
 	w.d.Trigger()
-	w.eventually(time.Minute, "a no-op cycle", func() bool { return w.d.Status().LastReconcile.After(before) })
+	w.eventually(time.Minute, "a no-op cycle", func() bool {
+		s := w.d.Status()
+		return s.LastReconcile.After(before) && len(s.InFlight) == 0
+	})
 	r1, w1 := count.snapshot()
 	b.ReportMetric(float64(w1-w0), "noop-writes")
 	b.ReportMetric(float64(r1-r0)/float64(pairs), "noop-reads/pair")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,18 @@ type Daemon struct {
 	fetched  string      // newest commit fetched
 	ready    bool
 	lastDiff time.Time
+	flights  map[string]*flight // app -> its rollout in flight
+	fwg      sync.WaitGroup     // the flights' goroutines
+}
+
+// flight is one app's rollout running beside the loop: the loop starts it
+// when the app's desired state (its digest on each cluster) differs from the
+// one in flight, and cancels it when a newer one supersedes it (a cancelled
+// rollout is never rolled back). Cycles never wait for flights.
+type flight struct {
+	key    string
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New returns a Daemon.
@@ -95,7 +108,7 @@ func New(opts Options) *Daemon {
 	if opts.Agent {
 		mode = "agent"
 	}
-	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1)}
+	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1), flights: map[string]*flight{}}
 	d.status = Status{Mode: mode, Source: SourceStatus{URL: source.RedactURL(opts.Source.Location()), Branch: opts.Ref}}
 	return d
 }
@@ -127,6 +140,11 @@ func (d *Daemon) Status() Status {
 		s.Clusters[i] = c
 	}
 	s.Rollouts = slices.Clone(d.status.Rollouts)
+	s.InFlight = make([]string, 0, len(d.flights))
+	for app := range d.flights {
+		s.InFlight = append(s.InFlight, app)
+	}
+	slices.Sort(s.InFlight)
 	return s
 }
 
@@ -138,6 +156,7 @@ func (d *Daemon) Status() Status {
 func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer d.fwg.Wait() // flights end with ctx
 	beats := newHeartbeats(d)
 	defer beats.stop()
 	timer := time.NewTimer(0) // the first fetch at once
@@ -245,8 +264,12 @@ func (d *Daemon) clusterNames(repo *fleet.Repo) []string {
 	return names
 }
 
-// reconcile renders the revision in force, applies it (each app's rollout
-// driven by the engine), checks drift when due, and records the outcome.
+// reconcile renders the revision in force and, per app, starts a rollout in
+// flight when the app's desired state differs from the one in flight (each
+// app's rollout driven by the engine, pairs healthy on their target left
+// alone); it removes the apps that left a cluster, checks drift when due on
+// the apps not in flight, and records the outcome. It never waits for a
+// rollout: a soak or a slow cluster holds only its own app.
 func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string, beats *heartbeats) {
 	rec := d.opts.Reconciler
 	start := time.Now()
@@ -259,9 +282,12 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 		}
 	}
 	if len(up) == 0 {
-		d.record(repo, names, nil, nil, nil, start)
+		d.recordCycle(repo, names, nil, nil, nil, start)
 		return
 	}
+	d.mu.Lock()
+	d.status.Clusters = slices.DeleteFunc(d.status.Clusters, func(c ClusterStatus) bool { return !slices.Contains(names, c.Name) })
+	d.mu.Unlock()
 	desired, err := rec.Desired(ctx, repo, up)
 	if err != nil {
 		d.opts.Metrics.stageError("render")
@@ -274,17 +300,38 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	// is the drift check's business, below.
 	o := d.opts.Request
 	o.KeepHealthy = true
-	res := rec.Apply(ctx, desired, o)
+	keys := appKeys(desired)
+	d.mu.Lock()
+	for app, f := range d.flights {
+		if _, ok := keys[app]; !ok {
+			f.cancel() // the app left the repo or every cluster in scope
+		}
+	}
+	d.mu.Unlock()
+	for _, app := range slices.Sorted(maps.Keys(keys)) {
+		d.launch(ctx, repo, desired, app, keys[app], o)
+	}
+	removed := rec.RemoveDeparted(ctx, desired, o)
 	if ctx.Err() != nil {
 		return // shutting down: nothing half-recorded
 	}
-	for _, p := range res.Pairs {
+	for _, p := range removed {
 		d.logPair(p)
 		d.opts.Metrics.observePair(p)
 	}
 	var drifts *reconcile.DiffResult
 	if time.Since(d.lastDiff) >= d.opts.DriftInterval {
-		drifts = rec.Diff(ctx, desired, reconcile.DiffOptions{RequestOptions: d.opts.Request, Correct: true})
+		// Apps with a rollout in flight are left out: their rollout is
+		// changing them.
+		d.mu.Lock()
+		inFlight := map[string]bool{}
+		for app := range d.flights {
+			inFlight[app] = true
+		}
+		d.mu.Unlock()
+		do := reconcile.DiffOptions{RequestOptions: d.opts.Request, Correct: true, OnTarget: true}
+		do.Only = func(app string) bool { return !inFlight[app] }
+		drifts = rec.Diff(ctx, desired, do)
 		d.lastDiff = time.Now()
 		for _, p := range drifts.Pairs {
 			if p.Report != nil {
@@ -295,11 +342,98 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 			}
 		}
 	}
-	// Apply returns each app's rollout as it ended: no second look at the clusters.
-	d.record(repo, names, desired, res, drifts, start)
-	d.recordRollouts(res.Rollouts)
-	d.opts.Metrics.observeRollouts(res.Rollouts)
+	d.recordCycle(repo, names, desired, removed, drifts, start)
 	d.opts.Metrics.observeCycle(time.Since(start), up)
+}
+
+// appKeys is, per app of the render, what its rollout is for: its digest
+// on each cluster (a render error counts as a digest). A new commit that
+// does not change an app leaves its rollout in flight alone.
+func appKeys(desired *reconcile.Desired) map[string]string {
+	parts := map[string][]string{}
+	for _, cr := range desired.Rendered.Clusters {
+		for _, ar := range cr.Apps {
+			dg := "render-failed"
+			if ar.Err == nil {
+				dg = apply.Digest(ar.Objects)
+			}
+			parts[ar.App] = append(parts[ar.App], cr.Cluster+"="+dg)
+		}
+	}
+	keys := make(map[string]string, len(parts))
+	for app, p := range parts {
+		slices.Sort(p)
+		keys[app] = strings.Join(p, ",")
+	}
+	return keys
+}
+
+// launch starts the app's rollout in flight unless the one in flight is for
+// the same desired state; a superseded one is cancelled first (and ends at
+// its next object, never rolled back).
+func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcile.Desired, app, key string, o reconcile.RequestOptions) {
+	d.mu.Lock()
+	old := d.flights[app]
+	d.mu.Unlock()
+	if old != nil {
+		if old.key == key {
+			return
+		}
+		old.cancel()
+		select {
+		case <-old.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	f := &flight{key: key, cancel: cancel, done: make(chan struct{})}
+	d.mu.Lock()
+	d.flights[app] = f
+	d.mu.Unlock()
+	o.Only = func(a string) bool { return a == app }
+	events := o.Events
+	o.Events = func(e reconcile.RolloutEvent) {
+		d.rolloutEvent(e)
+		if events != nil {
+			events(e)
+		}
+	}
+	d.fwg.Add(1)
+	go func() {
+		defer d.fwg.Done()
+		defer close(f.done)
+		defer cancel()
+		res := d.opts.Reconciler.Apply(fctx, desired, o)
+		d.mu.Lock()
+		if d.flights[app] == f {
+			delete(d.flights, app)
+		}
+		d.mu.Unlock()
+		if fctx.Err() != nil {
+			return // superseded or shutting down: the next rollout records
+		}
+		for _, p := range res.Pairs {
+			d.logPair(p)
+			d.opts.Metrics.observePair(p)
+		}
+		d.recordPairs(repo, res.Pairs)
+		d.recordRollouts(res.Rollouts)
+	}()
+}
+
+// rolloutEvent shows a rollout's progress while it is in flight.
+func (d *Daemon) rolloutEvent(e reconcile.RolloutEvent) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.status.Rollouts {
+		if r := &d.status.Rollouts[i]; r.App == e.App {
+			r.Phase, r.Wave, r.Waves, r.Reason = e.Phase, e.Wave, e.Waves, e.Message
+			return
+		}
+	}
+	d.status.Rollouts = append(d.status.Rollouts, reconcile.AppRollout{App: e.App, Phase: e.Phase, Wave: e.Wave, Waves: e.Waves, Reason: e.Message})
+	slices.SortFunc(d.status.Rollouts, func(a, b reconcile.AppRollout) int { return strings.Compare(a.App, b.App) })
 }
 
 func (d *Daemon) logPair(p reconcile.PairOutcome) {
@@ -335,19 +469,24 @@ func summary(cs *apply.ChangeSet) string {
 	return strings.Join(parts, " ")
 }
 
-// record rebuilds the apps of each cluster's status from this cycle.
-func (d *Daemon) record(repo *fleet.Repo, names []string, desired *reconcile.Desired, res *reconcile.Result, drifts *reconcile.DiffResult, start time.Time) {
-	outcomes := map[string]reconcile.PairOutcome{}
-	if res != nil {
-		for _, p := range res.Pairs {
-			outcomes[p.Cluster+"/"+p.App] = p
+// recordCycle rebuilds the list of apps of each cluster's status from this
+// cycle's render (keeping what is known of each pair), and records the
+// removals and drift counts.
+func (d *Daemon) recordCycle(repo *fleet.Repo, names []string, desired *reconcile.Desired, removed []reconcile.PairOutcome, drifts *reconcile.DiffResult, start time.Time) {
+	failedRemoval := map[string]reconcile.PairOutcome{}
+	for _, p := range removed {
+		if p.Err != nil && p.App != "" {
+			failedRemoval[p.Cluster+"/"+p.App] = p
 		}
 	}
 	drifted := map[string]int{}
 	if drifts != nil {
 		for _, p := range drifts.Pairs {
-			if p.Report != nil {
+			switch {
+			case p.Report != nil:
 				drifted[p.Cluster+"/"+p.App] = len(p.Report.Objects) - p.Report.Count(drift.InSync)
+			case p.OffTarget:
+				drifted[p.Cluster+"/"+p.App] = 0 // on the revision its rollout keeps it on
 			}
 		}
 	}
@@ -362,30 +501,56 @@ func (d *Daemon) record(repo *fleet.Repo, names []string, desired *reconcile.Des
 	for _, n := range names {
 		cs := d.clusterStatus(n)
 		var apps []AppStatus
+		inScope := desired != nil && slices.Contains(desired.Clusters, n)
 		for _, app := range repo.Apps {
-			if desired != nil && desired.Rendered != nil && desired.Rendered.Get(n, app.Metadata.Name) == nil {
+			if inScope && desired.Rendered.Get(n, app.Metadata.Name) == nil {
 				continue // the app does not target the cluster
 			}
-			if desired == nil && !targets(repo, app.Metadata.Name, n) {
-				continue
+			if !inScope && !targets(repo, app.Metadata.Name, n) {
+				continue // a cluster left out of this cycle (down)
 			}
 			key := n + "/" + app.Metadata.Name
 			a, ok := old[key]
 			if !ok {
 				a = AppStatus{Name: app.Metadata.Name, Sync: SyncOutOfSync, Health: HealthUnknown}
 			}
-			if p, ok := outcomes[key]; ok {
-				a = appStatus(a, p, repo.Revision)
-			}
 			if n, ok := drifted[key]; ok {
 				a.Drifted = n
 			}
 			apps = append(apps, a)
 		}
+		for key, p := range failedRemoval {
+			if strings.HasPrefix(key, n+"/") {
+				apps = append(apps, appStatus(AppStatus{Name: p.App, Sync: SyncFailed, Health: HealthUnknown}, p, repo.Revision))
+			}
+		}
 		cs.Apps = apps
 	}
+	var rolls []reconcile.AppRollout
+	for _, r := range d.status.Rollouts {
+		if repo.App(r.App) != nil {
+			rolls = append(rolls, r)
+		}
+	}
+	d.status.Rollouts = rolls
 	d.status.LastReconcile = time.Now().UTC()
 	d.status.ReconcileSeconds = time.Since(start).Seconds()
+}
+
+// recordPairs folds the outcomes of a rollout into the pairs' status.
+func (d *Daemon) recordPairs(repo *fleet.Repo, pairs []reconcile.PairOutcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range pairs {
+		cs := d.clusterStatus(p.Cluster)
+		i := slices.IndexFunc(cs.Apps, func(a AppStatus) bool { return a.Name == p.App })
+		if i < 0 {
+			cs.Apps = append(cs.Apps, AppStatus{Name: p.App, Sync: SyncOutOfSync, Health: HealthUnknown})
+			slices.SortFunc(cs.Apps, func(a, b AppStatus) int { return strings.Compare(a.Name, b.Name) })
+			i = slices.IndexFunc(cs.Apps, func(a AppStatus) bool { return a.Name == p.App })
+		}
+		cs.Apps[i] = appStatus(cs.Apps[i], p, repo.Revision)
+	}
 }
 
 // targets reports whether an app targets a cluster (for clusters left out of
@@ -425,10 +590,14 @@ func appStatus(a AppStatus, p reconcile.PairOutcome, revision string) AppStatus 
 				a.Health = HealthUnknown
 			}
 		}
-	case p.ChangeSet != nil:
+	default:
+		// Applied now, or already healthy on the target (left alone): in
+		// both cases the cluster has what the revision in force says.
 		a.Sync = SyncSynced
 		a.Revision = revision
-		a.LastApplied = time.Now().UTC()
+		if p.ChangeSet != nil && p.ChangeSet.Wrote() {
+			a.LastApplied = time.Now().UTC()
+		}
 		if p.Healthy {
 			a.Health = HealthHealthy
 		} else {
@@ -438,10 +607,20 @@ func appStatus(a AppStatus, p reconcile.PairOutcome, revision string) AppStatus 
 	return a
 }
 
-func (d *Daemon) recordRollouts(r []reconcile.AppRollout) {
+// recordRollouts replaces the apps' rollouts in the status.
+func (d *Daemon) recordRollouts(rs []reconcile.AppRollout) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.status.Rollouts = r
+	for _, r := range rs {
+		i := slices.IndexFunc(d.status.Rollouts, func(x reconcile.AppRollout) bool { return x.App == r.App })
+		if i >= 0 {
+			d.status.Rollouts[i] = r
+		} else {
+			d.status.Rollouts = append(d.status.Rollouts, r)
+		}
+	}
+	slices.SortFunc(d.status.Rollouts, func(a, b reconcile.AppRollout) int { return strings.Compare(a.App, b.App) })
+	d.opts.Metrics.observeRollouts(d.status.Rollouts)
 }
 
 // clusterStatus returns the status entry of a cluster, adding it (under d.mu).

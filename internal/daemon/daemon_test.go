@@ -502,3 +502,85 @@ func traceLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
+
+// A cycle never waits for a rollout: while app A soaks on north for an hour,
+// a commit to app B rolls B out on every cluster, and a newer commit to A
+// supersedes A's rollout in flight (cancelled, never rolled back) without
+// south or east ever getting the superseded revision.
+func TestDaemonRolloutsInFlight(t *testing.T) {
+	w := newWorldWith(t, worldOptions{apps: 2})
+	appA, appB := w.app, w.app+"-01"
+	w.eventually(60*time.Second, "v1 everywhere", func() bool { return w.synced(6, "") })
+	soak := func() {
+		p := filepath.Join(w.work, "apps", appA, "app.yaml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(b), "matchLabels: {region: north}}", "matchLabels: {region: north}}\n        soakTime: 1h", 1)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image := func(c, name string) string {
+		u, err := w.dyn[c].Resource(deployGVR).Namespace(w.ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		img, _ := cs[0].(map[string]any)["image"].(string)
+		return img
+	}
+	// A's v2 (and B's, which has no soak) goes out; A then soaks on north.
+	w.write("v2", false)
+	soak()
+	gittest.CommitAll(t, w.work, "v2 with a soak for A")
+	w.webhook(w.secret)
+	w.eventually(60*time.Second, "B's v2 everywhere, A's v2 soaking on north", func() bool {
+		s := w.d.Status()
+		return image("north", "web") == "example.invalid/web:v2" && image("east", "web-1") == "example.invalid/web:v2" &&
+			image("south", "web-1") == "example.invalid/web:v2" && slices.Contains(s.InFlight, appA)
+	})
+	if image("south", "web") != "example.invalid/web:v1" || image("east", "web") != "example.invalid/web:v1" {
+		t.Fatal("A's v2 left north during its soak")
+	}
+	// B changes again: it goes out although A's rollout is still in flight.
+	p := filepath.Join(w.work, "apps", appB, "manifests", "deploy.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), "web:v2", "web:v2b", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.CommitAll(t, w.work, "B v2b")
+	w.webhook(w.secret)
+	w.eventually(60*time.Second, "B's v2b everywhere while A soaks", func() bool {
+		return image("south", "web-1") == "example.invalid/web:v2b" && image("east", "web-1") == "example.invalid/web:v2b" &&
+			slices.Contains(w.d.Status().InFlight, appA)
+	})
+	// A's v3 supersedes its v2 in flight: north gets v3 (no rollback to v1
+	// on the way), and south and east never get v2.
+	w.write("v3", false)
+	soak()
+	p2 := filepath.Join(w.work, "apps", appB, "manifests", "deploy.yaml")
+	if err := os.WriteFile(p2, []byte(strings.Replace(string(b), "web:v2", "web:v2b", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gittest.CommitAll(t, w.work, "A v3")
+	w.mu.Lock()
+	w.writes = nil
+	w.mu.Unlock()
+	w.webhook(w.secret)
+	w.eventually(60*time.Second, "A's v3 on north", func() bool { return image("north", "web") == "example.invalid/web:v3" })
+	if image("south", "web") != "example.invalid/web:v1" || image("east", "web") != "example.invalid/web:v1" {
+		t.Fatal("south or east got A's superseded v2")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, wr := range w.writes {
+		if wr.app == appA && wr.cluster != "north" {
+			t.Fatalf("A written on %s during its soak on north", wr.cluster)
+		}
+	}
+}

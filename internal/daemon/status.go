@@ -15,9 +15,13 @@ type Status struct {
 	Source SourceStatus `json:"source"`
 	// Clusters are sorted by name.
 	Clusters []ClusterStatus `json:"clusters"`
-	// Rollouts are per app, sorted by app.
+	// Rollouts are per app, sorted by app: the last outcome of each, or its
+	// progress while it is in flight.
 	Rollouts []reconcile.AppRollout `json:"rollouts"`
-	// LastReconcile is when the last reconcile cycle ended, with its duration.
+	// InFlight are the apps whose rollout is running (sorted).
+	InFlight []string `json:"inFlight"`
+	// LastReconcile is when the last reconcile cycle ended (its rollouts may
+	// still be in flight), with its duration.
 	LastReconcile time.Time `json:"lastReconcile,omitzero"`
 	// ReconcileSeconds is how long the last reconcile cycle took.
 	ReconcileSeconds float64 `json:"reconcileSeconds"`

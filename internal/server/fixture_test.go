@@ -40,6 +40,7 @@ func threeClusters(now time.Time) daemon.Status {
 		},
 		LastReconcile:    now.Add(-5 * time.Second),
 		ReconcileSeconds: 4.2,
+		InFlight:         []string{"mes", "metrics"},
 		Clusters: []daemon.ClusterStatus{
 			{
 				Name: "east", Up: false, Version: "v1.37.2", NodesReady: 0, Nodes: 3,
@@ -172,6 +173,6 @@ func largeFleet(now time.Time) daemon.Status {
 			Revision: revNew, Fetched: revNew, LastFetch: now.Add(-20 * time.Second),
 		},
 		LastReconcile: now.Add(-3 * time.Second), ReconcileSeconds: 38.5,
-		Clusters: clusters, Rollouts: rolls,
+		Clusters: clusters, Rollouts: rolls, InFlight: []string{},
 	}
 }

@@ -118,6 +118,9 @@ func (s *server) current() daemon.Status {
 		}
 	}
 	st.Rollouts = rollouts
+	if st.InFlight == nil {
+		st.InFlight = []string{}
+	}
 	return st
 }
 

@@ -108,7 +108,10 @@ func (cs *ChangeSet) Counts() map[Action]int {
 	return m
 }
 
-// wrote reports whether any object was created, configured, recreated or pruned.
+// Wrote reports whether any object was created, configured, recreated or
+// pruned, or a hook ran.
+func (cs *ChangeSet) Wrote() bool { return cs.wrote() }
+
 func (cs *ChangeSet) wrote() bool {
 	for _, c := range cs.Changes {
 		switch c.Action {

@@ -68,7 +68,7 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 		res.Pairs = r.dryRun(ctx, d, o, connErr)
 	} else {
 		if d.syncer != nil {
-			res.Mirror = r.Mirror(ctx, d, o.Mirrored)
+			res.Mirror = r.mirror(ctx, d, o.Mirrored, o.Only)
 		}
 		res.Pairs, res.Rollouts = r.rollouts(ctx, d, o)
 		for _, p := range res.Pairs {
@@ -78,7 +78,9 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 			}
 		}
 	}
-	res.Pairs = append(res.Pairs, r.removeApps(ctx, d, connErr, o)...)
+	if o.Only == nil {
+		res.Pairs = append(res.Pairs, r.removeApps(ctx, d, connErr, o)...)
+	}
 	for i := range res.Pairs {
 		if err := res.Pairs[i].Err; err != nil {
 			res.Pairs[i].Error = err.Error()
@@ -87,6 +89,21 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 	}
 	sortPairs(res.Pairs, func(p PairOutcome) (string, string) { return p.Cluster, p.App })
 	return res
+}
+
+// RemoveDeparted uninstalls, on each cluster in scope, the apps this fleet
+// applied there that are no longer desired there (what Apply does after the
+// rollouts; see planRemoval for the guards). For callers that roll apps out
+// one by one with RequestOptions.Only.
+func (r *Reconciler) RemoveDeparted(ctx context.Context, d *Desired, o RequestOptions) []PairOutcome {
+	out := r.removeApps(ctx, d, map[string]error{}, o)
+	for i := range out {
+		if err := out[i].Err; err != nil {
+			out[i].Error = err.Error()
+			out[i].ErrorKind = apply.KindOf(err)
+		}
+	}
+	return out
 }
 
 // dryRun compares every pair with its cluster through server-side dry-run
@@ -104,6 +121,9 @@ func (r *Reconciler) dryRun(ctx context.Context, d *Desired, o RequestOptions, c
 		var reqs []apply.AppRequest
 		apps := d.apps(name)
 		for i, ar := range apps {
+			if !o.accepts(ar.App) {
+				continue
+			}
 			p := PairOutcome{Cluster: name, App: ar.App, Wave: waveOf(d.Repo, ar.App, name)}
 			switch {
 			case ar.Err != nil:

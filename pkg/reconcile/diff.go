@@ -16,6 +16,11 @@ type DiffOptions struct {
 	// Correct re-applies the pairs that drifted whose app says drift: correct
 	// (the daemon's drift check); the CLI's diff only reports.
 	Correct bool
+	// OnTarget compares only the pairs whose inventory holds this render
+	// (the daemon): a pair a rollout keeps on another revision (held, rolled
+	// back, a later wave waiting for its gate) is not drift, and correcting
+	// it would bypass the rollout. Such pairs get OffTarget and no report.
+	OnTarget bool
 }
 
 // DiffPair is one pair's drift.
@@ -27,6 +32,9 @@ type DiffPair struct {
 	Removed bool `json:"removed,omitempty"`
 	// Note says why extra objects would not be pruned by an apply.
 	Note string `json:"note,omitempty"`
+	// OffTarget: not compared, the cluster is on another revision of the app
+	// by a rollout's decision (DiffOptions.OnTarget).
+	OffTarget bool `json:"offTarget,omitempty"`
 	// Corrected is the re-apply of a drifted pair under drift: correct.
 	Corrected *apply.ChangeSet `json:"corrected,omitempty"`
 	Err       error            `json:"-"`
@@ -90,6 +98,9 @@ func (r *Reconciler) diffCluster(ctx context.Context, d *Desired, name string, o
 	var out []DiffPair
 	for i := range apps {
 		ar := &apps[i]
+		if !o.accepts(ar.App) {
+			continue
+		}
 		p := DiffPair{Cluster: name, App: ar.App}
 		switch {
 		case ar.Err != nil:
@@ -98,6 +109,17 @@ func (r *Reconciler) diffCluster(ctx context.Context, d *Desired, name string, o
 			p.Err = connErr
 		default:
 			req := d.request(name, ar, o.RequestOptions).Request
+			if o.OnTarget {
+				inv, err := m.Inventory(ctx, ar.App)
+				if err != nil {
+					p.Err = err
+					break
+				}
+				if inv == nil || inv.Digest != apply.Digest(req.Objects) {
+					p.OffTarget = true
+					break
+				}
+			}
 			mode := v1alpha1.DriftReport
 			if app := d.Repo.App(ar.App); o.Correct && app != nil {
 				mode = app.Spec.Drift
@@ -111,6 +133,9 @@ func (r *Reconciler) diffCluster(ctx context.Context, d *Desired, name string, o
 			}
 		}
 		out = append(out, p)
+	}
+	if o.Only != nil {
+		return out // removal is judged on the whole desired set
 	}
 	if connErr != nil {
 		if len(apps) == 0 {

@@ -269,6 +269,11 @@ type MirrorEvent struct {
 // image that failed to copy gets an error: it is not applied, and nothing is
 // pruned on its cluster.
 func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(MirrorEvent)) *MirrorResult {
+	return r.mirror(ctx, d, progress, nil)
+}
+
+// mirror is Mirror for the apps only accepts (all when nil).
+func (r *Reconciler) mirror(ctx context.Context, d *Desired, progress func(MirrorEvent), only func(string) bool) *MirrorResult {
 	res := &MirrorResult{}
 	if d.syncer == nil {
 		return res
@@ -277,6 +282,9 @@ func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(Mirro
 	want := map[string]map[string]string{} // cluster -> image -> digest
 	for key, pi := range d.images {
 		c, app, _ := strings.Cut(key, "/")
+		if only != nil && !only(app) {
+			continue
+		}
 		mc := byCluster[c]
 		if mc == nil {
 			mc = &MirrorCluster{Cluster: c, Mirror: pi.mirror, errs: map[string]error{}, apps: map[string][]string{}}

@@ -39,7 +39,14 @@ type RequestOptions struct {
 	// drift interval, per the app's drift policy). Without it, Apply applies
 	// every pair once more, which corrects drift (the CLI's apply).
 	KeepHealthy bool
+	// Only, when set, limits Apply and Diff to the apps it accepts (the
+	// daemon rolls each app out on its own). Removal is judged on the whole
+	// desired set, so with Only nothing is removed (Apply) or reported as
+	// removed (Diff): RemoveDeparted does that.
+	Only func(app string) bool
 }
+
+func (o RequestOptions) accepts(app string) bool { return o.Only == nil || o.Only(app) }
 
 // Request builds the apply request of one (cluster, app) pair. It is the only
 // place a pair's request is made: apply, apply --dry-run, diff, drift

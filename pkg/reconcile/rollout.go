@@ -709,7 +709,9 @@ func (r *Reconciler) rollouts(ctx context.Context, d *Desired, o RequestOptions)
 	apps := map[string]bool{}
 	for _, cr := range d.Rendered.Clusters {
 		for _, ar := range cr.Apps {
-			apps[ar.App] = true
+			if o.accepts(ar.App) {
+				apps[ar.App] = true
+			}
 		}
 	}
 	names := make([]string, 0, len(apps))
