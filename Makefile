@@ -11,7 +11,7 @@ CLUSTERS ?= north,south,east
 TEST_FLAGS ?= -count=1 -timeout 40m
 FUZZTIME ?= 20s
 
-.PHONY: all build test lint generate verify fuzz bench demo demo-down fleet-up fleet-down clean clicompare golden
+.PHONY: all build test lint generate verify fuzz bench scale demo demo-down fleet-up fleet-down clean clicompare golden
 
 all: build
 
@@ -90,6 +90,19 @@ demo: build
 	@$(MAKE) --no-print-directory demo-down >/dev/null 2>&1 || true
 	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)
 	FLEET_DIR=$(FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve ./hack/demo.sh
+
+# scale: the daemon as a process on a local fleet of SCALE_CLUSTERS (10)
+# clusters x SCALE_APPS (20) apps: a few minutes, not in CI (docs/scaling.md).
+# It uses its own fleet directory and stops it afterwards.
+SCALE_CLUSTERS ?= 10
+SCALE_APPS ?= 20
+SCALE_FLEET_DIR ?= $(CURDIR)/.scalefleet
+scale: build
+	$(GO) build -o $(BIN)/gitserve ./hack/gitserve
+	@$(GO) run ./hack/localfleet down --dir $(SCALE_FLEET_DIR) >/dev/null 2>&1 || true
+	$(GO) run ./hack/localfleet up --dir $(SCALE_FLEET_DIR) --clusters $$(seq -f 'c%02g' -s, 1 $(SCALE_CLUSTERS))
+	FLEET_DIR=$(SCALE_FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve SCALE_CLUSTERS=$(SCALE_CLUSTERS) SCALE_APPS=$(SCALE_APPS) \
+	  ./hack/scale.sh; status=$$?; $(GO) run ./hack/localfleet down --dir $(SCALE_FLEET_DIR); exit $$status
 
 # demo-down: stop the demo's daemon and git server, then the local fleet.
 demo-down:

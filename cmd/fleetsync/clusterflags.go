@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/spf13/pflag"
 
@@ -25,6 +26,8 @@ type clusterFlags struct {
 	takeOver      []string
 	imageMirror   bool
 	images        imageFlags
+	// wrap wraps each cluster's transport (the daemon's request metrics).
+	wrap func(cluster string) func(http.RoundTripper) http.RoundTripper
 }
 
 // BindFlags adds the cluster connection flags.
@@ -51,6 +54,7 @@ func (f *clusterFlags) connectOptions() cluster.ConnectOptions {
 		InCluster:     f.inCluster,
 		QPS:           f.qps,
 		Burst:         f.burst,
+		Wrap:          f.wrap,
 	}
 }
 

@@ -138,6 +138,8 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("open %s: %w", f.repo, err)}
 	}
 	defer src.Close()
+	metrics := daemon.NewMetrics()
+	f.conn.wrap = metrics.CountRequests
 	rec, err := f.conn.reconcilerWith(reconcile.PoolOptions{Attempts: 1})
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -146,7 +148,6 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	if f.cluster != "" {
 		clusters = []string{f.cluster}
 	}
-	metrics := daemon.NewMetrics()
 	d := daemon.New(daemon.Options{
 		Source: src, Ref: f.source.ref, Reconciler: rec, Clusters: clusters, Agent: f.cluster != "",
 		Interval: f.interval, DriftInterval: f.driftInterval, HeartbeatInterval: f.heartbeatInterval,

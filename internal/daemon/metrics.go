@@ -26,6 +26,7 @@ type Metrics struct {
 	revision          *prometheus.GaugeVec
 	errors            *prometheus.CounterVec
 	webhooks          *prometheus.CounterVec
+	requests          *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) in a
@@ -45,11 +46,32 @@ func NewMetrics() *Metrics {
 	m.revision = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetsync_source_revision_info", Help: "1 for the fleet repo revision in force."}, []string{"url", "revision"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_errors_total", Help: "Errors by stage (fetch, load, render, apply, health)."}, []string{"stage"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_webhook_requests_total", Help: "Webhook requests by provider and result."}, []string{"provider", "result"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_kube_requests_total", Help: "API requests sent to each cluster, by kind (read: GET and HEAD; write: the rest)."}, []string{"cluster", "kind"})
 	m.reg.MustRegister(m.reconcileDuration, m.clusterUp, m.nodesReady, m.drifted, m.rolloutWave, m.rolloutState,
-		m.applied, m.revision, m.errors, m.webhooks,
+		m.applied, m.revision, m.errors, m.webhooks, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// CountRequests wraps a cluster's transport so that its API requests are
+// counted in fleetsync_kube_requests_total (for cluster.ConnectOptions.Wrap).
+func (m *Metrics) CountRequests(cluster string) func(http.RoundTripper) http.RoundTripper {
+	reads, writes := m.requests.WithLabelValues(cluster, "read"), m.requests.WithLabelValues(cluster, "write")
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet || req.Method == http.MethodHead {
+				reads.Inc()
+			} else {
+				writes.Inc()
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -69,6 +70,9 @@ type ConnectOptions struct {
 	Burst int
 	// UserAgent sent to the API server (default "fleetsync").
 	UserAgent string
+	// Wrap, when set, wraps each cluster's transport (the daemon counts its
+	// API requests per cluster for its metrics).
+	Wrap func(cluster string) func(http.RoundTripper) http.RoundTripper
 }
 
 // Defaults used when ConnectOptions leave them zero.
@@ -113,6 +117,9 @@ func Connect(ctx context.Context, name string, opts ConnectOptions) (*Cluster, e
 // UserAgent from opts are applied when the config leaves them zero).
 func New(name string, cfg *rest.Config, opts ConnectOptions) (*Cluster, error) {
 	cfg = rest.CopyConfig(cfg)
+	if opts.Wrap != nil {
+		cfg.Wrap(opts.Wrap(name))
+	}
 	if cfg.QPS == 0 {
 		cfg.QPS = opts.QPS
 		if cfg.QPS == 0 {
