@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -136,6 +137,18 @@ func TestRunKilledMidRolloutResumes(t *testing.T) {
 	out, _, code := execute(t, newStatusCmd(), "--server", "http://"+addr)
 	if code != 0 || !strings.Contains(out, app) || !strings.Contains(out, v1[:7]) {
 		t.Fatalf("fleetsync status: exit %d\n%s", code, out)
+	}
+	// The process's metrics count its API requests and the objects it wrote.
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, series := range []string{`fleetsync_kube_requests_total{cluster="north",kind="read"} `, `fleetsync_kube_requests_total{cluster="east",kind="write"} `, `fleetsync_applied_objects_total{action="created",cluster="south"} `} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics has no %s", series)
+		}
 	}
 
 	r.app(t, "daemon", spec, "version: \"2\"")

@@ -108,6 +108,16 @@ func New(opts Options) *Daemon {
 	if opts.Agent {
 		mode = "agent"
 	}
+	// Applied objects are counted as they are written, not when the rollout
+	// that writes them ends.
+	if m, progress := opts.Metrics, opts.Request.Progress; m != nil {
+		opts.Request.Progress = func(c apply.Change) {
+			m.observeChange(c)
+			if progress != nil {
+				progress(c)
+			}
+		}
+	}
 	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1), flights: map[string]*flight{}}
 	d.status = Status{Mode: mode, Source: SourceStatus{URL: source.RedactURL(opts.Source.Location()), Branch: opts.Ref}}
 	return d

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 )
 
@@ -110,14 +111,16 @@ func (m *Metrics) observeHeartbeat(cluster string, up bool, ready int) {
 	m.clusterUp.WithLabelValues(cluster).Set(v)
 }
 
+// observeChange counts an object handled by an apply, as it happens.
+func (m *Metrics) observeChange(c apply.Change) {
+	if m != nil {
+		m.applied.WithLabelValues(c.Cluster, string(c.Action)).Inc()
+	}
+}
+
 func (m *Metrics) observePair(p reconcile.PairOutcome) {
 	if m == nil {
 		return
-	}
-	if p.ChangeSet != nil {
-		for _, c := range p.ChangeSet.Changes {
-			m.applied.WithLabelValues(p.Cluster, string(c.Action)).Inc()
-		}
 	}
 	if p.Err != nil {
 		m.errors.WithLabelValues("apply").Inc()
