@@ -30,7 +30,7 @@ func statusFixture(now time.Time) daemon.Status {
 			Fetched: "c0ffee12ab34cd56ef7890ab12cd34ef567890ab", LastFetch: now.Add(-8 * time.Second),
 			Error: "apps/mes/app.yaml:12: spec.source: unknown field\napps/web/app.yaml:3: metadata.name: invalid",
 		},
-		LastReconcile: now.Add(-5 * time.Second), ReconcileSeconds: 4.25,
+		LastReconcile: now.Add(-5 * time.Second), ReconcileSeconds: 4.25, InFlight: []string{},
 		Clusters: []daemon.ClusterStatus{
 			{Name: "east", Up: false, Version: "v1.37.2", Nodes: 3, LastSeen: now.Add(-6 * time.Minute), Error: "dial tcp: connection refused",
 				Apps: []daemon.AppStatus{{Name: "web", Revision: old, Sync: daemon.SyncOutOfSync, Health: daemon.HealthUnknown}}},

@@ -132,7 +132,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	if req.App == "" {
 		return r.cs, fmt.Errorf("cluster %s: apply: no app name", m.cluster.Name)
 	}
-	inv, err := m.Inventory(ctx, req.App)
+	inv, err := m.currentInventory(ctx, req)
 	if err != nil {
 		return r.cs, err
 	}
@@ -214,6 +214,22 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*ChangeSet, error) {
 	}
 	r.cs.sort()
 	return r.cs, errors.Join(errs...)
+}
+
+// currentInventory is the request's observed inventory (a copy: Apply
+// changes what it holds) or, without one, the inventory read now.
+func (m *Manager) currentInventory(ctx context.Context, req Request) (*Inventory, error) {
+	if req.Observed == nil {
+		return m.Inventory(ctx, req.App)
+	}
+	if req.Observed.Inventory == nil {
+		return nil, nil
+	}
+	data, err := encodeInventory(req.Observed.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	return decodeInventory(data)
 }
 
 // waitAndPost waits for the release's objects to be healthy, then runs the

@@ -145,6 +145,10 @@ type Request struct {
 	// output (randAlphaNum): it is not re-applied, and no hooks run (see
 	// docs/apply.md "Random output"). Empty: no such protection.
 	InputsDigest string
+	// Observed, when set, is the app's inventory as the caller read it after
+	// its own last write for the app (Observed.Inventory nil: none), and
+	// Apply does not read it again: a rollout applies on what it decided on.
+	Observed *Observation
 }
 
 // DefaultTimeout bounds Wait when Request.Timeout is zero.

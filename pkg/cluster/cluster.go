@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -95,7 +97,16 @@ type Cluster struct {
 	Discovery discovery.CachedDiscoveryInterface
 
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+
+	discoveredMu sync.Mutex
+	discoveredAt time.Time // when Discover last filled the cache
 }
+
+// DiscoveryMaxAge is how long Discover trusts the discovery cache: APIs
+// added by others (an operator's CRDs, an aggregated API) are seen within it
+// by the render's .Capabilities and scopes. Kinds fleetsync applies itself
+// reset the cache at once.
+const DiscoveryMaxAge = 5 * time.Minute
 
 // Connect finds the named cluster's credentials (see the package comment) and
 // returns a connection. It does not contact the cluster unless the credentials are
@@ -209,6 +220,14 @@ func (c *Cluster) Discover(ctx context.Context) (*Discovered, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	c.discoveredMu.Lock()
+	if !c.discoveredAt.IsZero() && time.Since(c.discoveredAt) > DiscoveryMaxAge {
+		c.mapper.Reset()
+	}
+	if c.discoveredAt.IsZero() || time.Since(c.discoveredAt) > DiscoveryMaxAge {
+		c.discoveredAt = time.Now()
+	}
+	c.discoveredMu.Unlock()
 	_, lists, err := c.Discovery.ServerGroupsAndResources()
 	if err != nil && len(lists) == 0 {
 		return nil, fmt.Errorf("cluster %s: discovery: %w", c.Name, err)

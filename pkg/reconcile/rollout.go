@@ -158,13 +158,15 @@ type appRun struct {
 	unhealthy  map[string]time.Time
 	firstSeen  map[string]time.Time
 	lastReport string
+	observed   map[string]*apply.Observation // cluster -> the last look, until the next write
 }
 
 func (r *Reconciler) newAppRun(d *Desired, app string, o RequestOptions) *appRun {
 	a := &appRun{r: r, d: d, o: o, app: app, pairs: map[string]*render.AppResult{}, digests: map[string]string{},
 		changes: map[string]*apply.ChangeSet{}, problems: map[string]error{}, attempts: map[string]int{},
 		lastErr: map[string]error{}, synced: map[string]bool{},
-		failed: map[string]error{}, unhealthy: map[string]time.Time{}, firstSeen: map[string]time.Time{}}
+		failed: map[string]error{}, unhealthy: map[string]time.Time{}, firstSeen: map[string]time.Time{},
+		observed: map[string]*apply.Observation{}}
 	for ci := range d.Rendered.Clusters {
 		cr := &d.Rendered.Clusters[ci]
 		for ai := range cr.Apps {
@@ -216,6 +218,7 @@ func (a *appRun) observe(ctx context.Context, c string, now time.Time) rollout.F
 		if obs, err = a.r.obs.observe(ctx, m, a.app); err == nil {
 			a.mu.Lock()
 			delete(a.lastErr, c)
+			a.observed[c] = obs
 			a.mu.Unlock()
 			return a.factsFrom(ctx, m, c, obs, now)
 		}
@@ -286,6 +289,7 @@ func (a *appRun) healthySince(ctx context.Context, m *apply.Manager, c string, i
 	if since.IsZero() && !a.o.DryRun {
 		err := m.RecordHealthy(ctx, a.app, inv.Revision, inv.Digest)
 		a.r.obs.wrote(c, a.app)
+		a.forget(c)
 		if err == nil {
 			since = now
 		}
@@ -421,10 +425,19 @@ func (a *appRun) recordHold(ctx context.Context, c string, h rollout.Hold) {
 	if err == nil {
 		err = m.RecordHold(ctx, a.app, apply.Hold{Revision: h.Revision, Digest: a.digests[c], Reason: h.Reason, Time: h.Time.UTC().Truncate(time.Second)})
 		a.r.obs.wrote(c, a.app)
+		a.forget(c)
 	}
 	if err != nil {
 		a.setProblem(c, fmt.Errorf("record the failed revision: %w", err))
 	}
+}
+
+// forget drops the last look at a cluster after a write to the app there:
+// an apply then reads the inventory itself.
+func (a *appRun) forget(c string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.observed, c)
 }
 
 func (a *appRun) setProblem(c string, err error) {
@@ -450,6 +463,10 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 		return
 	}
 	req.Wait = false
+	a.mu.Lock()
+	req.Observed = a.observed[c] // what the decision was made on
+	delete(a.observed, c)
+	a.mu.Unlock()
 	release := a.r.slot(ctx, c)
 	cs, err := m.Apply(ctx, req.Request)
 	release()
