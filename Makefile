@@ -11,7 +11,7 @@ CLUSTERS ?= north,south,east
 TEST_FLAGS ?= -count=1 -timeout 40m
 FUZZTIME ?= 20s
 
-.PHONY: all build test lint generate verify fuzz bench scale demo demo-down fleet-up fleet-down clean clicompare golden
+.PHONY: all build test lint generate verify fuzz bench scale image demo demo-down fleet-up fleet-down clean clicompare golden
 
 all: build
 
@@ -90,6 +90,16 @@ demo: build
 	@$(MAKE) --no-print-directory demo-down >/dev/null 2>&1 || true
 	$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS)
 	FLEET_DIR=$(FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve ./hack/demo.sh
+
+# image: fleetsync's container image, built without Docker (hack/image:
+# go-containerregistry) and pushed to the local fleet's source registry as
+# IMAGE (default <source registry>/fleetsync:dev); deploy/ refers to it.
+IMAGE ?=
+image:
+	@$(GO) run ./hack/localfleet up --dir $(FLEET_DIR) --clusters $(CLUSTERS) >/dev/null 2>&1 || true # already up is fine
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags=-s -o $(BIN)/linux/fleetsync ./cmd/fleetsync
+	$(GO) run ./hack/image --binary $(BIN)/linux/fleetsync \
+	  --ref $${IMAGE:-$$(sed -n 's/.*"source": *"\([^"]*\)".*/\1/p' $(FLEET_DIR)/registries.json)/fleetsync:dev}
 
 # scale: the daemon as a process on a local fleet of SCALE_CLUSTERS (10)
 # clusters x SCALE_APPS (20) apps: a few minutes, not in CI (docs/scaling.md).

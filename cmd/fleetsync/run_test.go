@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
-	"github.com/fleetsync/fleetsync/internal/gitserver"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 )
 
@@ -100,14 +97,8 @@ func TestRunKilledMidRolloutResumes(t *testing.T) {
 `
 	app := r.app(t, "daemon", spec, "")
 	v1 := r.commit(t, "v1")
-	h, err := gitserver.HTTPHandler(context.Background(), filepath.Dir(r.dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	git := httptest.NewServer(h)
-	t.Cleanup(git.Close)
 	addr := freeAddr(t)
-	args := []string{"--repo", git.URL + "/" + filepath.Base(r.dir) + "/.git", "--branch", "main",
+	args := []string{"--repo", serveRepo(t, r.dir), "--branch", "main",
 		"--kubeconfig-dir", f.Dir, "--kubeconfig", filepath.Join(r.dir, ".absent-kubeconfig"),
 		"--listen", addr, "--interval", "1s", "--heartbeat-interval", "1s", "--log-format", "json",
 		"--git-cache-dir", t.TempDir()}

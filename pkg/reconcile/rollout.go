@@ -703,6 +703,11 @@ func (a *appRun) outcomes(p rollout.Plan, ctxErr error) []PairOutcome {
 				if problem == nil || apply.KindOf(problem) == apply.ErrTransient {
 					e.Kind = apply.ErrTransient
 				}
+				if failed != nil {
+					// The apply failed, and looking at the result failed too:
+					// the apply's error is the cause.
+					e.Reason, e.Err, e.Kind = "failed", failed, apply.KindOf(failed)
+				}
 			default:
 				e.Reason = string(st.State) + ": " + p.Reason
 			}
