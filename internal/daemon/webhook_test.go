@@ -24,7 +24,7 @@ import (
 
 // localDaemon is a daemon over a plain directory holding a fleet without
 // clusters: nothing to reach, so the loop's own goroutines are all there is.
-func localDaemon(t *testing.T) *daemon.Daemon {
+func localDaemon(t testing.TB) *daemon.Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte("apiVersion: fleetsync.dev/v1alpha1\nkind: Fleet\nmetadata: {name: empty}\n"), 0o600); err != nil {
@@ -127,4 +127,35 @@ func TestRunStopsCleanly(t *testing.T) {
 	if s := d.Status(); s.Mode != "central" || s.Source.Error != "" || !strings.HasPrefix(s.Source.URL, "/") {
 		t.Errorf("status %+v", s)
 	}
+}
+
+// FuzzWebhooks posts arbitrary bodies and headers: the handlers never
+// panic, answer only with the documented codes, and accept (202) a GitHub
+// request only with the body's HMAC under the secret and a GitLab one only
+// with the token.
+func FuzzWebhooks(f *testing.F) {
+	d := localDaemon(f)
+	secret, token := []byte("key"), []byte("token")
+	gh, gl := d.GitHubWebhook(secret), d.GitLabWebhook(token)
+	f.Add([]byte(`{"ref":"refs/heads/main"}`), "sha256=00", true, "push", "token")
+	f.Add([]byte{}, "", false, "ping", "")
+	f.Add([]byte("\xff\xfe"), "sha256=zz", true, "", "tok")
+	f.Fuzz(func(t *testing.T, body []byte, sig string, signRight bool, event, tok string) {
+		if signRight {
+			sig = sign(secret, body)
+		}
+		code := post(gh, body, map[string]string{"X-Hub-Signature-256": sig, "X-GitHub-Event": event})
+		valid := sig == sign(secret, body)
+		switch {
+		case code == http.StatusRequestEntityTooLarge && len(body) > daemon.MaxWebhookBody:
+		case valid && (code == http.StatusAccepted || code == http.StatusNoContent && event == "ping"):
+		case !valid && code == http.StatusUnauthorized:
+		default:
+			t.Fatalf("github: %d for a %d-byte body (signature valid: %v, event %q)", code, len(body), valid, event)
+		}
+		code = post(gl, body, map[string]string{"X-Gitlab-Token": tok})
+		if want := map[bool]int{true: http.StatusAccepted, false: http.StatusUnauthorized}[tok == string(token)]; code != want {
+			t.Fatalf("gitlab: %d for token %q, want %d", code, tok, want)
+		}
+	})
 }
