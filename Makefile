@@ -8,6 +8,8 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FLEET_DIR ?= $(CURDIR)/.fleet
 TEST_FLEET_DIR ?= $(CURDIR)/.testfleet
 CLUSTERS ?= north,south,east
+# The test fleet adds a hub cluster (agents coordinating through it).
+TEST_CLUSTERS ?= north,south,east,hub
 TEST_FLAGS ?= -count=1 -timeout 40m
 FUZZTIME ?= 20s
 
@@ -23,7 +25,7 @@ build:
 # FLEETSYNC_TESTFLEET_DIR; it is always stopped afterwards.
 test:
 	@$(GO) run ./hack/localfleet down --dir $(TEST_FLEET_DIR) >/dev/null 2>&1 || true
-	$(GO) run ./hack/localfleet up --dir $(TEST_FLEET_DIR) --clusters $(CLUSTERS)
+	$(GO) run ./hack/localfleet up --dir $(TEST_FLEET_DIR) --clusters $(TEST_CLUSTERS)
 	@status=0; \
 	FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
 	if [ $$status -eq 0 ]; then FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test -race $(TEST_FLAGS) \

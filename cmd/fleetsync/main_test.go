@@ -12,11 +12,12 @@ import (
 const envRunMain = "FLEETSYNC_TEST_RUN_MAIN"
 
 // The end-to-end tests apply the example fleet to a real local fleet of three
-// clusters; `make test` shares one fleet between every package.
+// clusters, and the agents coordinate through a fourth, the hub; `make test`
+// shares one fleet between every package.
 func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(testfleet.Main(m, "north", "south", "east"))
+	os.Exit(testfleet.Main(m, "north", "south", "east", "hub"))
 }

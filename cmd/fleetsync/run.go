@@ -23,6 +23,7 @@ import (
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
 	"github.com/fleetsync/fleetsync/internal/server"
+	"github.com/fleetsync/fleetsync/pkg/hub"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 )
 
@@ -42,6 +43,7 @@ type runFlags struct {
 	leaseKubeconfig   string
 	healthTimeout     time.Duration
 	allowMassPrune    bool
+	hubKubeconfig     string
 	source            sourceFlags
 	conn              clusterFlags
 }
@@ -60,6 +62,7 @@ func (f *runFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.leaseNamespace, "leader-elect-namespace", "fleetsync-system", "namespace of the leader Lease")
 	fs.StringVar(&f.leaseKubeconfig, "leader-elect-kubeconfig", "", "kubeconfig of the cluster holding the Lease (default: in-cluster config)")
 	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "how long an apply waits for health (default: the app's rollout.healthTimeout, else fleet.yaml's, else 5m)")
+	fs.StringVar(&f.hubKubeconfig, "hub-kubeconfig", "", "agent mode: kubeconfig of the hub API server where the agents publish their state and gate cross-cluster waves (its current context)")
 	fs.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "allow removing more than half of an app's objects, or of a cluster's apps, at once")
 	f.source.BindAccessFlags(fs)
 	fs.StringVar(&f.source.ref, "branch", "", "branch to follow (default: the remote's default branch)")
@@ -138,6 +141,19 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("open %s: %w", f.repo, err)}
 	}
 	defer src.Close()
+	var hubClient *hub.Hub
+	if f.hubKubeconfig != "" {
+		if f.cluster == "" {
+			return &exitError{code: 2, err: errors.New("--hub-kubeconfig is for agent mode: give --cluster too")}
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", f.hubKubeconfig)
+		if err == nil {
+			hubClient, err = hub.New(cfg)
+		}
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("--hub-kubeconfig %s: %w", f.hubKubeconfig, err)}
+		}
+	}
 	metrics := daemon.NewMetrics()
 	f.conn.wrap = metrics.CountRequests
 	rec, err := f.conn.reconcilerWith(reconcile.PoolOptions{Attempts: 1})
@@ -152,7 +168,7 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		Source: src, Ref: f.source.ref, Reconciler: rec, Clusters: clusters, Agent: f.cluster != "",
 		Interval: f.interval, DriftInterval: f.driftInterval, HeartbeatInterval: f.heartbeatInterval,
 		Request: reconcile.RequestOptions{Timeout: f.healthTimeout, TimeoutOverrides: f.healthTimeout > 0, AllowMassPrune: f.allowMassPrune},
-		Logger:  log, Metrics: metrics,
+		Logger:  log, Metrics: metrics, Hub: hubClient,
 	})
 	hooks := map[string]http.Handler{}
 	if ghSecret != nil {
@@ -181,6 +197,12 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		mode = "agent for cluster " + f.cluster
 	}
 	log.Info("fleetsync run", "mode", mode, "repo", d.Status().Source.URL, "listen", "http://"+ln.Addr().String())
+	switch {
+	case f.cluster != "" && hubClient != nil:
+		log.Info("agent with a hub: waves across clusters are gated on the other agents' states there", "hub", f.hubKubeconfig)
+	case f.cluster != "":
+		log.Warn("agent without a hub (--hub-kubeconfig): waves across clusters are not gated; this cluster's apps are rolled out on their own")
+	}
 	if !f.leaderElect {
 		return d.Run(ctx)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/fleetsync/fleetsync/pkg/cluster"
 	"github.com/fleetsync/fleetsync/pkg/drift"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
+	"github.com/fleetsync/fleetsync/pkg/hub"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 	"github.com/fleetsync/fleetsync/pkg/rollout"
 	"github.com/fleetsync/fleetsync/pkg/source"
@@ -60,6 +61,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, is updated as the daemon works.
 	Metrics *Metrics
+	// Hub, in agent mode, is where the agents coordinate: this agent
+	// publishes its cluster's state there and gates its waves on the other
+	// agents' (see pkg/hub). Without it an agent's waves are not gated
+	// across clusters. HubPoll is how often the others' states are read
+	// (default 1s).
+	Hub     *hub.Hub
+	HubPoll time.Duration
 }
 
 // Daemon is the reconcile loop. Create it with New, start it with Run.
@@ -75,6 +83,8 @@ type Daemon struct {
 	lastDiff time.Time
 	flights  map[string]*flight // app -> its rollout in flight
 	fwg      sync.WaitGroup     // the flights' goroutines
+	current  *reconcile.Desired // the last cycle's render (the hub link publishes against it)
+	hub      *hubLink           // agent mode with a hub
 }
 
 // flight is one app's rollout running beside the loop: the loop starts it
@@ -119,6 +129,12 @@ func New(opts Options) *Daemon {
 		}
 	}
 	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1), flights: map[string]*flight{}}
+	if opts.Hub != nil && len(opts.Clusters) == 1 {
+		if opts.HubPoll <= 0 {
+			opts.HubPoll = time.Second
+		}
+		d.hub = newHubLink(d, opts.Hub, opts.Clusters[0], opts.HubPoll)
+	}
 	d.status = Status{Mode: mode, Source: SourceStatus{URL: source.RedactURL(opts.Source.Location()), Branch: opts.Ref}}
 	return d
 }
@@ -169,6 +185,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.fwg.Wait() // flights end with ctx
 	beats := newHeartbeats(d)
 	defer beats.stop()
+	if d.hub != nil {
+		d.hub.start(ctx, &wg)
+	}
 	timer := time.NewTimer(0) // the first fetch at once
 	defer timer.Stop()
 	for {
@@ -298,7 +317,15 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	d.mu.Lock()
 	d.status.Clusters = slices.DeleteFunc(d.status.Clusters, func(c ClusterStatus) bool { return !slices.Contains(names, c.Name) })
 	d.mu.Unlock()
-	desired, err := rec.Desired(ctx, repo, up)
+	var desired *reconcile.Desired
+	var err error
+	if d.hub != nil {
+		// Every cluster is rendered (offline but this one), so that the
+		// rollouts can compare the other agents' states with their targets.
+		desired, err = rec.DesiredOnline(ctx, repo, up)
+	} else {
+		desired, err = rec.Desired(ctx, repo, up)
+	}
 	if err != nil {
 		d.opts.Metrics.stageError("render")
 		d.opts.Logger.Error("render failed", "error", err)
@@ -310,6 +337,12 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	// is the drift check's business, below.
 	o := d.opts.Request
 	o.KeepHealthy = true
+	if d.hub != nil {
+		o.Local, o.Remote = up, d.hub.remote
+	}
+	d.mu.Lock()
+	d.current = desired
+	d.mu.Unlock()
 	keys := appKeys(desired)
 	d.mu.Lock()
 	for app, f := range d.flights {
@@ -354,6 +387,9 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	}
 	d.recordCycle(repo, names, desired, removed, drifts, start)
 	d.opts.Metrics.observeCycle(time.Since(start), up)
+	if d.hub != nil {
+		d.hub.changed()
+	}
 }
 
 // appKeys is, per app of the render, what its rollout is for: its digest
@@ -405,6 +441,9 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 	events := o.Events
 	o.Events = func(e reconcile.RolloutEvent) {
 		d.rolloutEvent(e)
+		if d.hub != nil {
+			d.hub.changed()
+		}
 		if events != nil {
 			events(e)
 		}
@@ -424,11 +463,17 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 			return // superseded or shutting down: the next rollout records
 		}
 		for _, p := range res.Pairs {
+			if len(d.opts.Clusters) > 0 && !slices.Contains(d.opts.Clusters, p.Cluster) {
+				continue // another agent's cluster (agent mode with a hub)
+			}
 			d.logPair(p)
 			d.opts.Metrics.observePair(p)
 		}
 		d.recordPairs(repo, res.Pairs)
 		d.recordRollouts(res.Rollouts)
+		if d.hub != nil {
+			d.hub.changed()
+		}
 	}()
 }
 
@@ -552,6 +597,9 @@ func (d *Daemon) recordPairs(repo *fleet.Repo, pairs []reconcile.PairOutcome) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range pairs {
+		if len(d.opts.Clusters) > 0 && !slices.Contains(d.opts.Clusters, p.Cluster) {
+			continue // another agent's cluster (agent mode with a hub)
+		}
 		cs := d.clusterStatus(p.Cluster)
 		i := slices.IndexFunc(cs.Apps, func(a AppStatus) bool { return a.Name == p.App })
 		if i < 0 {

@@ -68,7 +68,7 @@ func (r *Reconciler) Apply(ctx context.Context, d *Desired, o RequestOptions) *R
 		res.Pairs = r.dryRun(ctx, d, o, connErr)
 	} else {
 		if d.syncer != nil {
-			res.Mirror = r.mirror(ctx, d, o.Mirrored, o.Only)
+			res.Mirror = r.mirror(ctx, d, o.Mirrored, o)
 		}
 		res.Pairs, res.Rollouts = r.rollouts(ctx, d, o)
 		for _, p := range res.Pairs {

@@ -75,7 +75,13 @@ func (r *Reconciler) Diff(ctx context.Context, d *Desired, o DiffOptions) *DiffR
 	o.DryRun = !o.Correct
 	res := &DiffResult{Revision: d.Rendered.Revision}
 	var mu sync.Mutex
-	r.forEachCluster(ctx, d.Clusters, func(ctx context.Context, name string) {
+	var names []string
+	for _, n := range d.Clusters {
+		if o.local(n) {
+			names = append(names, n)
+		}
+	}
+	r.forEachCluster(ctx, names, func(ctx context.Context, name string) {
 		local := r.diffCluster(ctx, d, name, o)
 		mu.Lock()
 		res.Pairs = append(res.Pairs, local...)

@@ -269,11 +269,11 @@ type MirrorEvent struct {
 // image that failed to copy gets an error: it is not applied, and nothing is
 // pruned on its cluster.
 func (r *Reconciler) Mirror(ctx context.Context, d *Desired, progress func(MirrorEvent)) *MirrorResult {
-	return r.mirror(ctx, d, progress, nil)
+	return r.mirror(ctx, d, progress, RequestOptions{})
 }
 
-// mirror is Mirror for the apps only accepts (all when nil).
-func (r *Reconciler) mirror(ctx context.Context, d *Desired, progress func(MirrorEvent), only func(string) bool) *MirrorResult {
+// mirror is Mirror for the apps o accepts, on the clusters it writes to.
+func (r *Reconciler) mirror(ctx context.Context, d *Desired, progress func(MirrorEvent), o RequestOptions) *MirrorResult {
 	res := &MirrorResult{}
 	if d.syncer == nil {
 		return res
@@ -282,7 +282,7 @@ func (r *Reconciler) mirror(ctx context.Context, d *Desired, progress func(Mirro
 	want := map[string]map[string]string{} // cluster -> image -> digest
 	for key, pi := range d.images {
 		c, app, _ := strings.Cut(key, "/")
-		if only != nil && !only(app) {
+		if !o.accepts(app) || !o.local(c) {
 			continue
 		}
 		mc := byCluster[c]

@@ -109,6 +109,17 @@ func (d *Desired) apps(cluster string) []render.AppResult {
 // reachable (Helm's .Capabilities). Unknown
 // cluster names are an error; nothing else is.
 func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []string) (*Desired, error) {
+	return r.desired(ctx, repo, clusters, nil)
+}
+
+// DesiredOnline is Desired for every cluster of the repo, connecting only to
+// the clusters in online (an agent with a hub renders the others offline, for
+// the digests its rollouts compare with what their agents published).
+func (r *Reconciler) DesiredOnline(ctx context.Context, repo *fleet.Repo, online []string) (*Desired, error) {
+	return r.desired(ctx, repo, nil, online)
+}
+
+func (r *Reconciler) desired(ctx context.Context, repo *fleet.Repo, clusters, online []string) (*Desired, error) {
 	var errs []error
 	for _, n := range clusters {
 		if repo.Cluster(n) == nil {
@@ -128,7 +139,11 @@ func (r *Reconciler) Desired(ctx context.Context, repo *fleet.Repo, clusters []s
 	apis := map[string][]string{}
 	scopes := map[string]map[string]bool{}
 	var mu sync.Mutex
-	r.forEachCluster(ctx, d.Clusters, func(ctx context.Context, name string) {
+	connect := d.Clusters
+	if online != nil {
+		connect = online
+	}
+	r.forEachCluster(ctx, connect, func(ctx context.Context, name string) {
 		m, err := r.pool.Get(ctx, name)
 		var served *cluster.Discovered
 		if err == nil {

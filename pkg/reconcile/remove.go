@@ -84,7 +84,7 @@ func (r *Reconciler) removeApps(ctx context.Context, d *Desired, connErr map[str
 	results := make(map[string][]PairOutcome, len(d.Clusters))
 	var names []string
 	for _, n := range d.Clusters {
-		if connErr[n] == nil {
+		if connErr[n] == nil && o.local(n) {
 			names = append(names, n) // a cluster whose pairs failed to connect reported it already
 		}
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/fleetsync/fleetsync/pkg/apply"
 	"github.com/fleetsync/fleetsync/pkg/fleet"
 	"github.com/fleetsync/fleetsync/pkg/render"
+	"github.com/fleetsync/fleetsync/pkg/rollout"
 )
 
 // RequestOptions are a run's settings that every pair's request shares.
@@ -44,9 +46,39 @@ type RequestOptions struct {
 	// desired set, so with Only nothing is removed (Apply) or reported as
 	// removed (Diff): RemoveDeparted does that.
 	Only func(app string) bool
+	// Remote, when set, gives the state of the clusters not in Local, and
+	// only the clusters in Local are written to (applied, rolled back, held,
+	// pruned, drift-corrected): an agent rolls out its own cluster and gates
+	// its waves on what the other agents published (see pkg/hub). The same
+	// engine decides, from their facts as from local ones.
+	Remote func(app, cluster string) RemoteState
+	Local  []string
 }
 
 func (o RequestOptions) accepts(app string) bool { return o.Only == nil || o.Only(app) }
+
+// local reports whether this process may write to the cluster (see Local).
+func (o RequestOptions) local(cluster string) bool {
+	return o.Remote == nil || slices.Contains(o.Local, cluster)
+}
+
+// RemoteState is an app on a cluster that another agent reconciles, as that
+// agent published it on the hub (agent mode with a hub).
+type RemoteState struct {
+	// Target is the revision the other agent rolls out, OnTarget whether
+	// its cluster has that revision's output.
+	Target   string
+	OnTarget bool
+	// Revision and Digest are what is applied there, AppliedAt since when.
+	Revision, Digest string
+	AppliedAt        time.Time
+	Health           rollout.Health
+	HealthySince     time.Time
+	Holds            []rollout.Hold
+	// Problem, when set, makes the cluster unreachable for the rollout (no
+	// state on the hub, a stale heartbeat).
+	Problem string
+}
 
 // Request builds the apply request of one (cluster, app) pair. It is the only
 // place a pair's request is made: apply, apply --dry-run, diff, drift

@@ -202,6 +202,9 @@ func (a *appRun) facts(ctx context.Context, now time.Time) map[string]rollout.Fa
 }
 
 func (a *appRun) observe(ctx context.Context, c string, now time.Time) rollout.Facts {
+	if !a.o.local(c) {
+		return a.remoteFacts(c)
+	}
 	f := rollout.Facts{Cluster: c, Reachable: true, Health: rollout.Unknown}
 	a.mu.Lock()
 	problem := a.problems[c]
@@ -272,6 +275,37 @@ func (a *appRun) factsFrom(ctx context.Context, m *apply.Manager, c string, obs 
 		a.mu.Lock()
 		a.unhealthy[c] = now
 		a.mu.Unlock()
+	}
+	return f
+}
+
+// remoteFacts are the facts of a cluster another agent reconciles, from
+// what it published: its digests are its own render's, so "on the target"
+// is its word for the same revision, mapped onto this run's digest for it.
+func (a *appRun) remoteFacts(c string) rollout.Facts {
+	rs := a.o.Remote(a.app, c)
+	if rs.Problem != "" {
+		return rollout.Facts{Cluster: c, Health: rollout.Unknown, Problem: rs.Problem}
+	}
+	target := revisionOf(a.d.Repo)
+	f := rollout.Facts{Cluster: c, Reachable: true, Health: rs.Health, HealthySince: rs.HealthySince, AppliedAt: rs.AppliedAt,
+		Applied: rollout.Revision{Revision: rs.Revision, Digest: "remote:" + rs.Digest}}
+	if rs.Digest == "" {
+		f.Applied = rollout.Revision{}
+	}
+	if rs.OnTarget && rs.Target == target {
+		f.Applied.Digest = a.digests[c]
+	}
+	if f.Health == "" {
+		f.Health = rollout.Unknown
+	}
+	for _, h := range rs.Holds {
+		if h.Revision == target {
+			h.Digest = a.digests[c]
+		} else {
+			h.Digest = "remote:" + h.Digest
+		}
+		f.Holds = append(f.Holds, h)
 	}
 	return f
 }
@@ -376,16 +410,23 @@ func (a *appRun) report(p rollout.Plan, events func(RolloutEvent)) {
 func (a *appRun) execute(ctx context.Context, p rollout.Plan, facts map[string]rollout.Facts) bool {
 	if p.Hold != nil {
 		for _, c := range a.clusters {
-			if f := facts[c]; f.Reachable && f.Applied.Digest != "" && f.Applied.Digest == a.digests[c] {
+			if f := facts[c]; a.o.local(c) && f.Reachable && f.Applied.Digest != "" && f.Applied.Digest == a.digests[c] {
 				a.recordHold(ctx, c, *p.Hold)
 			}
 		}
 	}
 	rollbacks := map[string]rollout.RollBack{}
-	names := append([]string(nil), p.Apply...)
+	var names []string
+	for _, c := range p.Apply {
+		if a.o.local(c) {
+			names = append(names, c)
+		}
+	}
 	for _, rb := range p.RollBack {
-		rollbacks[rb.Cluster] = rb
-		names = append(names, rb.Cluster)
+		if a.o.local(rb.Cluster) { // another agent rolls its own cluster back
+			rollbacks[rb.Cluster] = rb
+			names = append(names, rb.Cluster)
+		}
 	}
 	a.r.forEachCluster(ctx, names, func(ctx context.Context, c string) {
 		if rb, ok := rollbacks[c]; ok {
@@ -407,7 +448,7 @@ func (a *appRun) resync(ctx context.Context, p rollout.Plan, facts map[string]ro
 	var todo []string
 	a.mu.Lock()
 	for _, c := range a.clusters {
-		if f := facts[c]; !a.synced[c] && f.Reachable && f.Applied.Digest == a.digests[c] {
+		if f := facts[c]; !a.synced[c] && a.o.local(c) && f.Reachable && f.Applied.Digest == a.digests[c] {
 			if a.o.KeepHealthy && f.Health == rollout.Healthy {
 				continue
 			}
