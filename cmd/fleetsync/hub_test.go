@@ -67,12 +67,14 @@ func TestAgentsWithHub(t *testing.T) {
 	// seen records when each cluster first showed each version.
 	var mu sync.Mutex
 	seen := map[string]map[string]time.Time{}
-	watch := func(until func() bool, limit time.Duration, what string) {
+	watch := func(until func(now map[string]string) bool, limit time.Duration, what string) {
 		t.Helper()
 		deadline := time.Now().Add(limit)
 		for {
+			now := map[string]string{}
 			for c := range clients {
 				v := version(c)
+				now[c] = v
 				mu.Lock()
 				if seen[v] == nil {
 					seen[v] = map[string]time.Time{}
@@ -82,17 +84,17 @@ func TestAgentsWithHub(t *testing.T) {
 				}
 				mu.Unlock()
 			}
-			if until() {
+			if until(now) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: not after %s (north %q, south %q, east %q)", what, limit, version("north"), version("south"), version("east"))
+				t.Fatalf("%s: not after %s (versions %v)", what, limit, now)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	everywhere := func(v string) func() bool {
-		return func() bool { return version("north") == v && version("south") == v && version("east") == v }
+	everywhere := func(v string) func(map[string]string) bool {
+		return func(now map[string]string) bool { return now["north"] == v && now["south"] == v && now["east"] == v }
 	}
 	watch(everywhere(""), 90*time.Second, "v1 everywhere")
 
@@ -112,10 +114,10 @@ func TestAgentsWithHub(t *testing.T) {
 	// east's never apply it.
 	r.app(t, "hub", canarySpec, `version: "3", localfleet.fleetsync.dev/never-ready: "true"`)
 	v3 := r.commit(t, "v3 never ready")
-	watch(func() bool { _, ok := seen["3"]["north"]; return ok }, 60*time.Second, "v3 on north")
-	watch(func() bool { return version("north") == "2" }, 90*time.Second, "north rolled back to v2")
+	watch(func(now map[string]string) bool { return now["north"] == "3" }, 60*time.Second, "v3 on north")
+	watch(func(now map[string]string) bool { return now["north"] == "2" }, 90*time.Second, "north rolled back to v2")
 	quiet := time.Now().Add(3 * time.Second) // the other agents have time to act on it
-	watch(func() bool { return time.Now().After(quiet) }, 10*time.Second, "3 s after the rollback")
+	watch(func(map[string]string) bool { return time.Now().After(quiet) }, 10*time.Second, "3 s after the rollback")
 	if _, ok := seen["3"]["south"]; ok {
 		t.Error("south applied the release that failed at north")
 	}
