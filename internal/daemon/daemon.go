@@ -256,6 +256,9 @@ func (d *Daemon) fetch(ctx context.Context) {
 		return
 	}
 	repo, err := fleet.Load(ctx, rev.FS)
+	if err != nil && ctx.Err() != nil {
+		return // shutting down: not the repo's fault
+	}
 	if err != nil {
 		d.opts.Metrics.stageError("load")
 		d.opts.Logger.Error("fleet repo invalid: the last good revision stays in force", "revision", short(rev.Commit), "error", oneLine(err))
