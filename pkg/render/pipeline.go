@@ -91,8 +91,7 @@ func (s *renderSpec) key() (string, error) {
 
 // renderPair renders the app's source for the cluster (before the
 // per-cluster finishing steps), sharing identical renders. It gives back the
-// slot s while it waits for another pair's render or for a Kustomize build
-// (those run one at a time in the process anyway).
+// slot s while it waits for another pair's render.
 func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) (*cacheEntry, error) {
 	spec, key, err := run.pairKey(ctx, c, app)
 	if err != nil {
@@ -110,7 +109,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 		s.release()
 		<-f.done
 	} else {
-		run.fly(ctx, f, key, spec, c, app, s)
+		run.fly(ctx, f, key, spec, c, app)
 	}
 	if f.err != nil {
 		return nil, pairErr(c, app, f.err)
@@ -119,7 +118,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 }
 
 // fly runs a flight: from the Renderer's cache, or a render.
-func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *renderSpec, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) {
+func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *renderSpec, c *v1alpha1.Cluster, app *v1alpha1.App) {
 	defer close(f.done)
 	if e, ok := run.r.cache.get(key, run.snap); ok {
 		run.cached.Add(1)
@@ -133,9 +132,6 @@ func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *rend
 			f.err = err
 			return
 		}
-	}
-	if spec.Kind == "kustomize" {
-		s.release()
 	}
 	d := newDeps()
 	objs, err := run.renderSource(ctx, spec, d)
@@ -371,11 +367,8 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 	var objs []object
 	switch s.Kind {
 	case "kustomize":
-		out, err := kustomizeBuild(run.snap, s.Dir, d, s.AllowRemote)
-		if err != nil {
-			return nil, err
-		}
-		if objs, err = decodeObjects(out, "kustomize build "+s.Dir); err != nil {
+		var err error
+		if objs, err = kustomizeBuild(run.snap, s.Dir, d, s.AllowRemote); err != nil {
 			return nil, err
 		}
 	case "manifests":
@@ -399,12 +392,21 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 		if err != nil {
 			return nil, err
 		}
-		out, err := applyPatches(in, s.Patches)
+		m, err := patchResMap(in, s.Patches)
+		var out []byte
+		if err == nil {
+			var ok bool
+			if objs, ok = resMapObjects(m, "patched output"); !ok {
+				out, err = m.AsYaml()
+			}
+		}
 		if err != nil {
 			return nil, blamePatch(in, s.Patches, s.patchFields, err)
 		}
-		if objs, err = decodeObjects(out, "patched output"); err != nil {
-			return nil, err
+		if out != nil {
+			if objs, err = decodeObjects(out, "patched output"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if s.Facts != nil {
