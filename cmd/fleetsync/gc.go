@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -10,13 +11,16 @@ import (
 // batchHeapFloor is the heap the one-shot commands (render, plan) let grow
 // before collecting: a render allocates much and keeps little (a fleet of
 // 1,200 pairs keeps 15-30 MB live), so with Go's default (collect when the
-// heap doubles) it spends a tenth of its CPU time in a dozen collections.
-const batchHeapFloor = 64 << 20
+// heap doubles) it spends a tenth of its CPU time in a dozen or more
+// collections.
+const batchHeapFloor = 48 << 20
 
 // batchGC has the garbage collector let the heap grow to batchHeapFloor,
 // and beyond it collect as GOGC=100 does (when the heap is twice the live
 // heap): after each collection the percentage is set from the live heap.
-// GOGC or GOMEMLIMIT in the environment leave the collector as they set it.
+// A memory limit half a floor above that goal keeps a CPU-starved collector
+// from letting the heap overshoot it much. GOGC or GOMEMLIMIT in the
+// environment leave the collector as they set it.
 func batchGC() {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -29,11 +33,9 @@ func batchGC() {
 			live = sample[0].Value.Uint64()
 		}
 		live = max(live, 4<<20)
-		pct := 100
-		if live < batchHeapFloor/2 {
-			pct = int(float64(batchHeapFloor-live) * 100 / float64(live))
-		}
-		debug.SetGCPercent(pct)
+		goal := max(2*live, batchHeapFloor)
+		debug.SetGCPercent(int(math.Round(float64(goal-live) * 100 / float64(live))))
+		debug.SetMemoryLimit(int64(min(goal+batchHeapFloor/2, math.MaxInt64/2)))
 	}
 	tune()
 	var rearm func()
