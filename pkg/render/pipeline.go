@@ -28,9 +28,10 @@ type renderRun struct {
 	apiVersions  map[string][]string
 	scopes       map[string]map[string]bool
 
-	mu      sync.Mutex
-	flights map[string]*flight
-	fps     map[any]string // fingerprint of each repo object
+	mu       sync.Mutex
+	flights  map[string]*flight
+	fps      map[any]string         // fingerprint of each repo object
+	declared map[*v1alpha1.App]bool // appDeclaresDeps of each app
 
 	rendered, reused, cached atomic.Int64
 }
@@ -174,7 +175,7 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 	if src.Helm != nil && isRemoteChart(src.Helm) {
 		return "", false
 	}
-	if src.Helm != nil && run.localChartDeclaresDeps(app) {
+	if src.Helm != nil && run.appDeclaresDeps(app) {
 		return "", false
 	}
 	af, aerr := run.fingerprint(app)
@@ -203,6 +204,24 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 		}
 	}
 	return b.String(), true
+}
+
+// appDeclaresDeps is localChartDeclaresDeps, once per app and Render.
+func (run *renderRun) appDeclaresDeps(app *v1alpha1.App) bool {
+	run.mu.Lock()
+	has, ok := run.declared[app]
+	run.mu.Unlock()
+	if ok {
+		return has
+	}
+	has = run.localChartDeclaresDeps(app)
+	run.mu.Lock()
+	if run.declared == nil {
+		run.declared = map[*v1alpha1.App]bool{}
+	}
+	run.declared[app] = has
+	run.mu.Unlock()
+	return has
 }
 
 // fingerprint hashes the JSON of a decoded repo object (an *App, *Cluster or
