@@ -82,6 +82,8 @@ func TestCLICompareKustomize(t *testing.T) {
 		{"testdata/deprecated", "base"},
 		{"testdata/openapi", "custom"},
 		{"testdata/openapi", "plain"},
+		{"testdata/scalars", "base"},
+		{"testdata/scalars", "overlay"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tc.repo, tc.dir)); err != nil {
