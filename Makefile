@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactURL$$' -fuzztime $(FUZZTIME) ./pkg/source
 	$(GO) test -run '^$$' -fuzz '^FuzzSymlinkTarget$$' -fuzztime $(FUZZTIME) ./pkg/source
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObjects$$' -fuzztime $(FUZZTIME) ./pkg/render
+	$(GO) test -run '^$$' -fuzz '^FuzzNodeValue$$' -fuzztime $(FUZZTIME) ./pkg/render
 	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) ./pkg/rollout
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInventory$$' -fuzztime $(FUZZTIME) ./pkg/apply
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhooks$$' -fuzztime $(FUZZTIME) ./internal/daemon

@@ -64,14 +64,15 @@ func binary(b *testing.B) string {
 
 // commandStats sums the runs of a command over a benchmark's iterations.
 type commandStats struct {
-	n      int
-	cpu    time.Duration
-	maxRSS int64
+	n        int
+	cpu, sys time.Duration
+	maxRSS   int64
 }
 
 func (s *commandStats) add(p ProcessStats) {
 	s.n++
 	s.cpu += p.CPU
+	s.sys += p.System
 	s.maxRSS = max(s.maxRSS, p.MaxRSS)
 }
 
@@ -80,6 +81,7 @@ func (s *commandStats) cpuPerOp() time.Duration { return s.cpu / time.Duration(m
 // report adds the command's CPU time and peak RSS to the benchmark's metrics.
 func (s *commandStats) report(b *testing.B) {
 	b.ReportMetric(s.cpuPerOp().Seconds(), "cpu-s/op")
+	b.ReportMetric((s.sys / time.Duration(max(s.n, 1))).Seconds(), "sys-s/op")
 	if s.maxRSS > 0 {
 		b.ReportMetric(mb(s.maxRSS), "peak-RSS-MB")
 	}
@@ -221,7 +223,7 @@ func BenchmarkRenderFleet(b *testing.B) {
 	// write OUT/<cluster>/<app>.yaml, exit. Each run writes a new directory
 	// (removing the previous one would have the filesystem reclaim it while
 	// the next run writes).
-	var e2e time.Duration
+	var e2e, files time.Duration
 	var e2eStats commandStats
 	b.Run("command=render", func(b *testing.B) {
 		bin := binary(b)
@@ -238,6 +240,12 @@ func BenchmarkRenderFleet(b *testing.B) {
 			b.Fatalf("render --out wrote %d files, want %d", got, len(f.Pairs))
 		}
 		e2eStats.report(b)
+		// The filesystem's share, measured right after: creating as many
+		// empty files in as many new folders.
+		if d, err := CreateFiles(filepath.Join(outs, "empty"), DefaultSpec().Clusters, DefaultSpec().Apps); err == nil {
+			files = d
+			b.ReportMetric(d.Seconds(), "create-empty-files-s")
+		}
 		if baseline > 0 {
 			b.ReportMetric(float64(baseline)/float64(e2e), "x-vs-cli-e2e")
 		}
@@ -274,8 +282,9 @@ func BenchmarkRenderFleet(b *testing.B) {
 		fmt.Println("SUMMARY", msg)
 	}
 	if e2e > 0 {
-		msg := fmt.Sprintf("`fleetsync render --out` as a process: %v, CPU %v, peak RSS %.0f MB (target < %.0f MB); `fleetsync --help` %v",
-			e2e.Round(time.Millisecond), e2eStats.cpuPerOp().Round(time.Millisecond), mb(e2eStats.maxRSS), targetPeakRSSMB, help.Round(time.Millisecond))
+		msg := fmt.Sprintf("`fleetsync render --out` as a process: %v, CPU %v (system %v), peak RSS %.0f MB (target < %.0f MB); creating %d empty files %v; `fleetsync --help` %v",
+			e2e.Round(time.Millisecond), e2eStats.cpuPerOp().Round(time.Millisecond), (e2eStats.sys / time.Duration(max(e2eStats.n, 1))).Round(time.Millisecond),
+			mb(e2eStats.maxRSS), targetPeakRSSMB, len(f.Pairs), files.Round(time.Millisecond), help.Round(time.Millisecond))
 		if baseline > 0 {
 			msg += fmt.Sprintf("; baseline %v: %.1fx faster end to end (target >= %.0fx)",
 				baseline.Round(time.Millisecond), float64(baseline)/float64(e2e), targetSpeedupE2E)

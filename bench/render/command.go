@@ -35,6 +35,7 @@ func BuildFleetsync(ctx context.Context, dir string) (string, error) {
 type ProcessStats struct {
 	Wall   time.Duration // start to exit
 	CPU    time.Duration // user+system CPU time
+	System time.Duration // of which system (kernel) time
 	MaxRSS int64         // peak resident set size, bytes (0 when unknown)
 	Stdout int64         // bytes written to standard output (discarded)
 }
@@ -66,7 +67,7 @@ func RunProcess(ctx context.Context, dir, bin string, args ...string) (ProcessSt
 	close(done)
 	st.MaxRSS = <-hwm
 	if ps := cmd.ProcessState; ps != nil {
-		st.CPU = ps.UserTime() + ps.SystemTime()
+		st.CPU, st.System = ps.UserTime()+ps.SystemTime(), ps.SystemTime()
 		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && st.MaxRSS == 0 {
 			st.MaxRSS = ru.Maxrss * 1024 // kilobytes on Linux
 		}
@@ -97,4 +98,25 @@ func pollPeakRSS(pid int, done <-chan struct{}) int64 {
 		case <-t.C:
 		}
 	}
+}
+
+// CreateFiles creates clusters x apps empty files in new folders under dir,
+// the way `render --out` lays them out, and returns the time it took: what
+// the filesystem alone costs the command, which on a shared machine varies
+// more than anything the command does (ext4 scans past recently deleted
+// inodes to allocate new ones).
+func CreateFiles(dir string, clusters, apps int) (time.Duration, error) {
+	start := time.Now()
+	for c := range clusters {
+		d := filepath.Join(dir, "c"+strconv.Itoa(c))
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return 0, err
+		}
+		for a := range apps {
+			if err := os.WriteFile(filepath.Join(d, "a"+strconv.Itoa(a)+".yaml"), nil, 0o600); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return time.Since(start), nil
 }

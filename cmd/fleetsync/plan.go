@@ -75,6 +75,8 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		return fmt.Errorf("-o %s: want markdown or json", f.output)
 	}
 	ctx := cmd.Context()
+	batchGC()
+	render.Preload()
 	src, err := f.source.open(ctx, f.repo)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("plan: %w", err)}

@@ -73,6 +73,8 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 		return fmt.Errorf("-o %s: want yaml or json", f.output)
 	}
 	ctx := cmd.Context()
+	batchGC()
+	render.Preload()
 	repo, closeRepo, err := f.source.load(ctx, f.repo)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("load %s: %w", f.repo, err)}
@@ -202,32 +204,44 @@ func parallel(n, workers int, fn func(i int) error) error {
 	return nil
 }
 
-// writeWorkers bounds the files written at once: writing is mostly waiting
-// for the filesystem.
+// writeWorkers bounds the cluster folders written at once: writing is mostly
+// waiting for the filesystem.
 func writeWorkers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 // writeRenderDir writes OUT/<cluster>/<app>.yaml (.json) for every pair that
 // rendered, readable by the user only (rendered Secrets may be among them).
-// Identical outputs are encoded once; files are written in parallel.
+// Identical outputs are encoded once; cluster folders are written in
+// parallel, each by one worker: files created side by side in one folder
+// wait for each other on the folder's lock, in different folders they need
+// not.
 func writeRenderDir(out, format string, res *render.Result) error {
 	pairs := renderedPairs(res)
-	made := map[string]bool{}
-	for _, p := range pairs {
-		if !made[p.cluster] {
-			if err := os.MkdirAll(filepath.Join(out, p.cluster), 0o750); err != nil {
-				return err
-			}
-			made[p.cluster] = true
+	var clusters [][]pairRef
+	for i, p := range pairs {
+		if i == 0 || p.cluster != pairs[i-1].cluster {
+			clusters = append(clusters, nil)
 		}
+		clusters[len(clusters)-1] = append(clusters[len(clusters)-1], p)
 	}
 	encs := newEncodings(func(objs []*unstructured.Unstructured) ([]byte, error) { return encodeObjects(format, objs) })
-	return parallel(len(pairs), writeWorkers(), func(i int) error {
-		p := pairs[i]
-		b, err := encs.get(p.app.Objects)
-		if err != nil {
-			return fmt.Errorf("%s/%s: %w", p.cluster, p.app.App, err)
+	return parallel(len(clusters), writeWorkers(), func(i int) error {
+		dir := filepath.Join(out, clusters[i][0].cluster)
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return err
 		}
-		return os.WriteFile(filepath.Join(out, p.cluster, p.app.App+"."+format), b, 0o600)
+		var first error
+		for _, p := range clusters[i] {
+			b, err := encs.get(p.app.Objects)
+			if err != nil {
+				err = fmt.Errorf("%s/%s: %w", p.cluster, p.app.App, err)
+			} else {
+				err = os.WriteFile(filepath.Join(dir, p.app.App+"."+format), b, 0o600)
+			}
+			if first == nil {
+				first = err
+			}
+		}
+		return first
 	})
 }
 

@@ -80,6 +80,10 @@ func TestCLICompareKustomize(t *testing.T) {
 		{exampleRepo, "apps/platform/base"},
 		{"testdata/deprecated", "legacy"},
 		{"testdata/deprecated", "base"},
+		{"testdata/openapi", "custom"},
+		{"testdata/openapi", "plain"},
+		{"testdata/scalars", "base"},
+		{"testdata/scalars", "overlay"},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tc.repo, tc.dir)); err != nil {
@@ -93,7 +97,11 @@ func TestCLICompareKustomize(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := kustomizeBuild(snap, tc.dir, newDeps(), false)
+			objs, err := kustomizeBuild(snap, tc.dir, newDeps(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeYAML(objs)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -222,19 +222,25 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool, 
 		}
 		ns := j.app.Spec.Namespace
 		autoNS := ns != "" && facts.nsOwner[ns] == name && !facts.explicit[ns]
-		key := fmt.Sprintf("%s|%s|%s|%t|%d", ckey, name, ns, autoNS, j.src.id)
-		if kerr == nil {
-			pairs[i].InputsDigest = inputsDigest(fmt.Sprintf("%s|%s|%s|%t|%s", ckey, name, ns, autoNS, j.src.inputs))
-		}
+		// name|namespace|autoNS|render: with ckey the pair's key, with skey
+		// the key of pairs of other clusters with the same per-cluster inputs.
+		pairPart := "|" + name + "|" + ns + "|" + strconv.FormatBool(autoNS) + "|"
+		id := strconv.FormatUint(j.src.id, 10)
+		key := ckey + pairPart + id
 		slot := c.Metadata.Name + "/" + name
-		shareKey := fmt.Sprintf("%s|%s|%s|%t|%d", skey, name, ns, autoNS, j.src.id)
 		if kerr == nil {
-			if objs, oids, warns, ok := run.r.finished.get(slot, key, run.revision); ok {
-				pairs[i].Objects, ids[i], pairs[i].Warnings = objs, oids, warns
+			// The key names the source render, so the digest of a pair found
+			// under it is the one stored with it.
+			if objs, oids, warns, digest, ok := run.r.finished.get(slot, key, run.revision); ok {
+				pairs[i].Objects, ids[i], pairs[i].Warnings, pairs[i].InputsDigest = objs, oids, warns, digest
 				continue
 			}
+			pairs[i].InputsDigest = inputsDigest(ckey + pairPart + j.src.inputs)
+		}
+		shareKey := skey + pairPart + id
+		if kerr == nil {
 			if f := shared.get(shareKey); f != nil {
-				run.r.finished.put(slot, key, f)
+				run.r.finished.put(slot, key, pairs[i].InputsDigest, f)
 				pairs[i].Objects, ids[i], pairs[i].Warnings = f.at(run.revision), f.ids, f.warnings
 				continue
 			}
@@ -248,7 +254,7 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool, 
 		f := &finished{base: base, ids: objectIDs(base), revision: run.revision, stamped: stamp(base, run.revision), warnings: warns}
 		if kerr == nil {
 			f = shared.put(shareKey, f)
-			run.r.finished.put(slot, key, f)
+			run.r.finished.put(slot, key, pairs[i].InputsDigest, f)
 		}
 		pairs[i].Objects, ids[i], pairs[i].Warnings = f.at(run.revision), f.ids, f.warnings
 	}
@@ -342,8 +348,9 @@ type finishCache struct {
 }
 
 type finishSlot struct {
-	key string
-	f   *finished
+	key    string
+	digest string // the pair's InputsDigest
+	f      *finished
 }
 
 type finished struct {
@@ -371,26 +378,26 @@ const maxFinishedPerPair = 2
 
 func newFinishCache() *finishCache { return &finishCache{m: map[string][]finishSlot{}} }
 
-func (c *finishCache) get(slot, key, revision string) ([]*unstructured.Unstructured, []string, []string, bool) {
+func (c *finishCache) get(slot, key, revision string) (objs []*unstructured.Unstructured, ids, warnings []string, digest string, ok bool) {
 	c.mu.Lock()
-	var hit *finished
+	var hit finishSlot
 	for _, e := range c.m[slot] {
 		if e.key == key {
-			hit = e.f
+			hit = e
 			break
 		}
 	}
 	c.mu.Unlock()
-	if hit == nil {
-		return nil, nil, nil, false
+	if hit.f == nil {
+		return nil, nil, nil, "", false
 	}
-	return hit.at(revision), hit.ids, hit.warnings, true
+	return hit.f.at(revision), hit.f.ids, hit.f.warnings, hit.digest, true
 }
 
-func (c *finishCache) put(slot, key string, f *finished) {
+func (c *finishCache) put(slot, key, digest string, f *finished) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l := append([]finishSlot{{key: key, f: f}}, c.m[slot]...)
+	l := append([]finishSlot{{key: key, digest: digest, f: f}}, c.m[slot]...)
 	if len(l) > maxFinishedPerPair {
 		l = l[:maxFinishedPerPair]
 	}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,16 +14,31 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
 
-// krustyMu serialises krusty builds: kustomize keeps process-global state
-// (OpenAPI schema, plugin registries), so one lock for the whole process is
-// needed, not one per Renderer.
-var krustyMu sync.Mutex
+// krustyLock orders krusty builds around the one piece of process-global
+// state a build touches, kyaml's OpenAPI schema (sigs.k8s.io/kustomize/kyaml/openapi):
+// it is parsed lazily by the first build that needs it, which races with
+// builds reading it (kustomize issues 4824 and 5805), and a kustomization's
+// `openapi` field replaces it for the rest of the process. So the built-in
+// schema is parsed once before any build (krustyInit); builds that leave it
+// alone share the lock and run in parallel, and a build that may set a
+// schema of its own (one of the snapshot's kustomizations has an `openapi`
+// field) holds the lock alone, starts from no schema as a kustomize process
+// does, and puts the built-in schema back after. Everything else a build
+// uses is its own (loader, plugin and resource factories, transformer
+// configs copied from a sync.Once default), or read-only: the snapshot's
+// in-memory filesystem is only read (repoFS.Open hands out a copy).
+// TestKrustyParallel runs builds side by side under -race.
+var (
+	krustyLock sync.RWMutex
+	krustyInit = sync.OnceFunc(func() { _ = openapi.Schema() })
+)
 
 // fsRoot is where the repo sits inside the in-memory filesystem; nothing
 // outside it is readable.
@@ -91,11 +107,18 @@ func (f *repoFS) MkdirAll(string) error               { return errReadOnly }
 func (f *repoFS) RemoveAll(string) error              { return errReadOnly }
 func (f *repoFS) WriteFile(string, []byte) error      { return errReadOnly }
 
+// Open hands out a copy of the file: opening a file of the shared in-memory
+// filesystem marks its node open, which builds running side by side would race on.
 func (f *repoFS) Open(p string) (filesys.File, error) {
-	if _, err := f.rel(p); err != nil {
+	b, err := f.ReadFile(p)
+	if err != nil {
 		return nil, err
 	}
-	return f.FileSystem.Open(p)
+	m := filesys.MakeFsInMemory()
+	if err := m.WriteFile(p, b); err != nil {
+		return nil, err
+	}
+	return m.Open(p)
 }
 
 func (f *repoFS) IsDir(p string) bool {
@@ -271,8 +294,23 @@ func (f *repoFS) isRemote(dir, r string) bool {
 }
 
 // kustomizeBuild builds the kustomization at dir (repo-relative) and returns
-// its objects as YAML documents.
-func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out []byte, err error) {
+// its objects.
+func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (objs []object, err error) {
+	m, err := krustyBuild(snap, dir, d, allowRemote)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kustomize build %s: internal error: %v", dir, p)
+		}
+	}()
+	// Reading the result needs no lock: it reads only this build's resources.
+	return krustyObjects(m, "kustomize build "+dir)
+}
+
+// krustyBuild runs krusty on the kustomization at dir (repo-relative).
+func krustyBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (m resmap.ResMap, err error) {
 	mem, err := snap.memFS()
 	if err != nil {
 		return nil, fmt.Errorf("copy repo to memory: %w", err)
@@ -285,31 +323,85 @@ func kustomizeBuild(snap *snapshot, dir string, d *deps, allowRemote bool) (out 
 	}()
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	m, err := runKrusty(opts, fsys, path.Join(fsRoot, dir))
+	m, err = runKrusty(opts, fsys, path.Join(fsRoot, dir), snap.setsOpenAPI())
 	if fsys.refused != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, fsys.refused)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, stripRoot(err))
 	}
-	// Serialising the result needs no lock: it reads only this build's resources.
-	out, err = m.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
-	}
-	return out, nil
+	return m, nil
 }
 
-// runKrusty runs one krusty build under krustyMu.
-func runKrusty(opts *krusty.Options, fsys filesys.FileSystem, dir string) (resmap.ResMap, error) {
-	krustyMu.Lock()
-	defer krustyMu.Unlock()
+// krustyObjects returns the objects of a krusty result: straight from its
+// resources (resMapObjects), else as decodeObjects reads its YAML (objects
+// named after source, errors prefixed with it).
+func krustyObjects(m resmap.ResMap, source string) ([]object, error) {
+	if objs, ok := resMapObjects(m, source); ok {
+		return objs, nil
+	}
+	out, err := m.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return decodeObjects(out, source)
+}
+
+// runKrusty runs one krusty build under krustyLock: shared, or alone when
+// ownSchema says the build may set an OpenAPI schema of its own.
+func runKrusty(opts *krusty.Options, fsys filesys.FileSystem, dir string, ownSchema bool) (resmap.ResMap, error) {
+	krustyInit()
+	if !ownSchema {
+		krustyLock.RLock()
+		defer krustyLock.RUnlock()
+		return krusty.MakeKustomizer(opts).Run(fsys, dir)
+	}
+	krustyLock.Lock()
+	defer krustyLock.Unlock()
+	// Start from no schema, as a kustomize process does, and leave the
+	// built-in one behind for the builds that follow.
+	openapi.ResetOpenAPI()
+	defer func() {
+		openapi.ResetOpenAPI()
+		_ = openapi.Schema()
+	}()
 	return krusty.MakeKustomizer(opts).Run(fsys, dir)
+}
+
+// setsOpenAPI reports whether a kustomization of the snapshot has an
+// `openapi` field (a schema version or file of its own), once per snapshot.
+func (s *snapshot) setsOpenAPI() bool {
+	s.openAPIOnce.Do(func() {
+		for p, b := range s.files {
+			if !isKustomizationFile(p) || !bytes.Contains(b, []byte("openapi")) {
+				continue
+			}
+			var k map[string]any
+			if err := yaml.Unmarshal(b, &k); err != nil {
+				s.openAPI = true // krusty reports the error; be careful meanwhile
+				return
+			}
+			if _, ok := k["openapi"]; ok {
+				s.openAPI = true
+				return
+			}
+		}
+	})
+	return s.openAPI
 }
 
 // applyPatches runs Kustomize patches (strategic merge or JSON 6902, with
 // optional target) over the objects through krusty, on a scratch filesystem.
-func applyPatches(objs []byte, patches []v1alpha1.Patch) (out []byte, err error) {
+func applyPatches(objs []byte, patches []v1alpha1.Patch) ([]byte, error) {
+	m, err := patchResMap(objs, patches)
+	if err != nil {
+		return nil, err
+	}
+	return m.AsYaml()
+}
+
+// patchResMap is krusty's result of applyPatches.
+func patchResMap(objs []byte, patches []v1alpha1.Patch) (m resmap.ResMap, err error) {
 	k := types.Kustomization{
 		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
 		Resources: []string{"objects.yaml"},
@@ -345,11 +437,10 @@ func applyPatches(objs []byte, patches []v1alpha1.Patch) (out []byte, err error)
 			err = fmt.Errorf("patch: internal error: %v", p)
 		}
 	}()
-	m, err := runKrusty(krusty.MakeDefaultOptions(), fsys, "/patch")
-	if err != nil {
+	if m, err = runKrusty(krusty.MakeDefaultOptions(), fsys, "/patch", false); err != nil {
 		return nil, fmt.Errorf("patch: %w", err)
 	}
-	return m.AsYaml()
+	return m, nil
 }
 
 // rootErr is an error whose message has the in-memory root removed.

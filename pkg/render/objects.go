@@ -48,26 +48,33 @@ func decodeObjects(data []byte, source string) ([]object, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: not a Kubernetes object (a YAML mapping)", where)
 		}
-		// A List (v1 List, or any *List without a name of its own) holds objects.
-		items, hasItems := o["items"].([]any)
-		isList := hasItems && (str(o, "kind") == "List" || strings.HasSuffix(str(o, "kind"), "List") && str(o, "metadata", "name") == "")
-		if isList {
-			for i, it := range items {
-				item, ok := it.(map[string]any)
-				if !ok {
-					return nil, fmt.Errorf("%s: items[%d]: not a Kubernetes object", where, i)
-				}
-				if err := checkObject(item); err != nil {
-					return nil, fmt.Errorf("%s: items[%d]: %w", where, i, err)
-				}
-				out = append(out, item)
-			}
-			continue
+		if out, err = appendObject(out, o, where); err != nil {
+			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// appendObject appends o to out, or the objects of o when it is a List (a
+// v1 List, or any *List without a name of its own), after checking them.
+func appendObject(out []object, o object, where string) ([]object, error) {
+	items, hasItems := o["items"].([]any)
+	isList := hasItems && (str(o, "kind") == "List" || strings.HasSuffix(str(o, "kind"), "List") && str(o, "metadata", "name") == "")
+	if !isList {
 		if err := checkObject(o); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		out = append(out, o)
+		return append(out, o), nil
+	}
+	for i, it := range items {
+		item, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: items[%d]: not a Kubernetes object", where, i)
+		}
+		if err := checkObject(item); err != nil {
+			return nil, fmt.Errorf("%s: items[%d]: %w", where, i, err)
+		}
+		out = append(out, item)
 	}
 	return out, nil
 }

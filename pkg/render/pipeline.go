@@ -28,9 +28,10 @@ type renderRun struct {
 	apiVersions  map[string][]string
 	scopes       map[string]map[string]bool
 
-	mu      sync.Mutex
-	flights map[string]*flight
-	fps     map[any]string // fingerprint of each repo object
+	mu       sync.Mutex
+	flights  map[string]*flight
+	fps      map[any]string         // fingerprint of each repo object
+	declared map[*v1alpha1.App]bool // appDeclaresDeps of each app
 
 	rendered, reused, cached atomic.Int64
 }
@@ -91,8 +92,7 @@ func (s *renderSpec) key() (string, error) {
 
 // renderPair renders the app's source for the cluster (before the
 // per-cluster finishing steps), sharing identical renders. It gives back the
-// slot s while it waits for another pair's render or for a Kustomize build
-// (those run one at a time in the process anyway).
+// slot s while it waits for another pair's render.
 func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) (*cacheEntry, error) {
 	spec, key, err := run.pairKey(ctx, c, app)
 	if err != nil {
@@ -110,7 +110,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 		s.release()
 		<-f.done
 	} else {
-		run.fly(ctx, f, key, spec, c, app, s)
+		run.fly(ctx, f, key, spec, c, app)
 	}
 	if f.err != nil {
 		return nil, pairErr(c, app, f.err)
@@ -119,7 +119,7 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 }
 
 // fly runs a flight: from the Renderer's cache, or a render.
-func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *renderSpec, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) {
+func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *renderSpec, c *v1alpha1.Cluster, app *v1alpha1.App) {
 	defer close(f.done)
 	if e, ok := run.r.cache.get(key, run.snap); ok {
 		run.cached.Add(1)
@@ -133,9 +133,6 @@ func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *rend
 			f.err = err
 			return
 		}
-	}
-	if spec.Kind == "kustomize" {
-		s.release()
 	}
 	d := newDeps()
 	objs, err := run.renderSource(ctx, spec, d)
@@ -178,7 +175,7 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 	if src.Helm != nil && isRemoteChart(src.Helm) {
 		return "", false
 	}
-	if src.Helm != nil && run.localChartDeclaresDeps(app) {
+	if src.Helm != nil && run.appDeclaresDeps(app) {
 		return "", false
 	}
 	af, aerr := run.fingerprint(app)
@@ -207,6 +204,24 @@ func (run *renderRun) specInputs(c *v1alpha1.Cluster, app *v1alpha1.App) (inputs
 		}
 	}
 	return b.String(), true
+}
+
+// appDeclaresDeps is localChartDeclaresDeps, once per app and Render.
+func (run *renderRun) appDeclaresDeps(app *v1alpha1.App) bool {
+	run.mu.Lock()
+	has, ok := run.declared[app]
+	run.mu.Unlock()
+	if ok {
+		return has
+	}
+	has = run.localChartDeclaresDeps(app)
+	run.mu.Lock()
+	if run.declared == nil {
+		run.declared = map[*v1alpha1.App]bool{}
+	}
+	run.declared[app] = has
+	run.mu.Unlock()
+	return has
 }
 
 // fingerprint hashes the JSON of a decoded repo object (an *App, *Cluster or
@@ -371,11 +386,8 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 	var objs []object
 	switch s.Kind {
 	case "kustomize":
-		out, err := kustomizeBuild(run.snap, s.Dir, d, s.AllowRemote)
-		if err != nil {
-			return nil, err
-		}
-		if objs, err = decodeObjects(out, "kustomize build "+s.Dir); err != nil {
+		var err error
+		if objs, err = kustomizeBuild(run.snap, s.Dir, d, s.AllowRemote); err != nil {
 			return nil, err
 		}
 	case "manifests":
@@ -399,12 +411,21 @@ func (run *renderRun) renderSource(ctx context.Context, s *renderSpec, d *deps) 
 		if err != nil {
 			return nil, err
 		}
-		out, err := applyPatches(in, s.Patches)
+		m, err := patchResMap(in, s.Patches)
+		var out []byte
+		if err == nil {
+			var ok bool
+			if objs, ok = resMapObjects(m, "patched output"); !ok {
+				out, err = m.AsYaml()
+			}
+		}
 		if err != nil {
 			return nil, blamePatch(in, s.Patches, s.patchFields, err)
 		}
-		if objs, err = decodeObjects(out, "patched output"); err != nil {
-			return nil, err
+		if out != nil {
+			if objs, err = decodeObjects(out, "patched output"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if s.Facts != nil {

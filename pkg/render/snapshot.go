@@ -30,6 +30,9 @@ type snapshot struct {
 	memOnce sync.Once
 	mem     filesys.FileSystem
 	memErr  error
+
+	openAPIOnce sync.Once
+	openAPI     bool // a kustomization has an `openapi` field
 }
 
 // maxLinkHops bounds symlink chains, as the kernel does.

@@ -139,18 +139,14 @@ func overlayBuild(snap *snapshot, dir string, chartObjs []object, d *deps) ([]ob
 	fsys := &repoFS{FileSystem: &virtualFS{FileSystem: mem, files: virtual}, snap: snap, deps: d}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	m, err := runKrusty(opts, fsys, path.Join(fsRoot, dir))
+	m, err := runKrusty(opts, fsys, path.Join(fsRoot, dir), snap.setsOpenAPI())
 	if fsys.refused != nil {
 		return nil, fmt.Errorf("overlay %s: %w", dir, fsys.refused)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("overlay %s (built over the chart's output, which fleetsync adds as resource %s): %w", dir, chartOutputFile, stripRoot(err))
 	}
-	out, err := m.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("overlay %s: %w", dir, err)
-	}
-	return decodeObjects(out, "overlay "+dir)
+	return krustyObjects(m, "overlay "+dir)
 }
 
 // virtualFS is a filesystem with some files replaced or added, for one
