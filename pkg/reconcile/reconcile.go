@@ -22,7 +22,7 @@ type Options struct {
 	// PollInterval is how often a rollout looks at its clusters while it waits
 	// for health or a soak (default 1s).
 	PollInterval time.Duration
-	// AppConcurrency bounds the apps applied at once on one cluster (default 8).
+	// AppConcurrency bounds the apps applied at once on one cluster (default 16).
 	AppConcurrency int
 	// Images switches image mirroring on (nil: references are applied as
 	// written).
@@ -50,7 +50,7 @@ func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 		opts.PollInterval = time.Second
 	}
 	if opts.AppConcurrency <= 0 {
-		opts.AppConcurrency = 8
+		opts.AppConcurrency = 16
 	}
 	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: keyedsem.New(opts.AppConcurrency), obs: newObserver(opts.PollInterval / 2)}
 }
