@@ -505,7 +505,9 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 	}
 	req.Wait = false
 	a.mu.Lock()
-	req.Observed = a.observed[c] // what the decision was made on
+	if len(req.DependsOn) == 0 {
+		req.Observed = a.observed[c] // what the decision was made on (no wait since)
+	}
 	delete(a.observed, c)
 	a.mu.Unlock()
 	release := a.r.slot(ctx, c)
