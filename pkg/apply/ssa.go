@@ -71,13 +71,8 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 	if t.changed && !r.req.DryRun {
 		// Changed in git since the last successful apply: write it at once,
 		// and judge the action by what the server returns.
-		out, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(false))
-		if err != nil {
-			if fields := immutableFields(err); len(fields) > 0 {
-				r.immutable(ctx, t, fields, err)
-				return
-			}
-			r.fail(t, "apply", err)
+		out, ok := r.applyOrRecord(ctx, t, false, "apply")
+		if !ok {
 			return
 		}
 		action := Configured
@@ -87,13 +82,8 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.record(Change{Object: t.ref, Action: action})
 		return
 	}
-	dry, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(true))
-	if err != nil {
-		if fields := immutableFields(err); len(fields) > 0 {
-			r.immutable(ctx, t, fields, err)
-			return
-		}
-		r.fail(t, "dry-run apply", err)
+	dry, ok := r.applyOrRecord(ctx, t, true, "dry-run apply")
+	if !ok {
 		return
 	}
 	if Equal(dry, t.live) {
@@ -104,15 +94,26 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.record(Change{Object: t.ref, Action: Configured})
 		return
 	}
-	if _, err := ri.Apply(ctx, t.obj.GetName(), t.obj, m.applyOpts(false)); err != nil {
+	if _, ok := r.applyOrRecord(ctx, t, false, "apply"); ok {
+		r.record(Change{Object: t.ref, Action: Configured})
+	}
+}
+
+// applyOrRecord server-side applies the object (a dry run with dryRun); on
+// failure it records the object's change (an immutable field goes through
+// the recreate policy) and returns false.
+func (r *run) applyOrRecord(ctx context.Context, t *target, dryRun bool, op string) (*unstructured.Unstructured, bool) {
+	ri := r.m.resource(t.mapping, t.obj.GetNamespace())
+	out, err := ri.Apply(ctx, t.obj.GetName(), t.obj, r.m.applyOpts(dryRun))
+	if err != nil {
 		if fields := immutableFields(err); len(fields) > 0 {
 			r.immutable(ctx, t, fields, err)
-			return
+			return nil, false
 		}
-		r.fail(t, "apply", err)
-		return
+		r.fail(t, op, err)
+		return nil, false
 	}
-	r.record(Change{Object: t.ref, Action: Configured})
+	return out, true
 }
 
 // write applies an object that is not among the app's objects on the cluster.
