@@ -466,7 +466,7 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 			return // superseded or shutting down: the next rollout records
 		}
 		for _, p := range res.Pairs {
-			if len(d.opts.Clusters) > 0 && !slices.Contains(d.opts.Clusters, p.Cluster) {
+			if !d.ours(p.Cluster) {
 				continue // another agent's cluster (agent mode with a hub)
 			}
 			d.logPair(p)
@@ -478,6 +478,12 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 			d.hub.changed()
 		}
 	}()
+}
+
+// ours reports whether the daemon reconciles the cluster (an agent with a
+// hub renders every cluster but writes and reports only its own).
+func (d *Daemon) ours(cluster string) bool {
+	return len(d.opts.Clusters) == 0 || slices.Contains(d.opts.Clusters, cluster)
 }
 
 // rolloutEvent shows a rollout's progress while it is in flight.
@@ -600,7 +606,7 @@ func (d *Daemon) recordPairs(repo *fleet.Repo, pairs []reconcile.PairOutcome) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range pairs {
-		if len(d.opts.Clusters) > 0 && !slices.Contains(d.opts.Clusters, p.Cluster) {
+		if !d.ours(p.Cluster) {
 			continue // another agent's cluster (agent mode with a hub)
 		}
 		cs := d.clusterStatus(p.Cluster)

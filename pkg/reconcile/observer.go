@@ -60,54 +60,52 @@ func (o *observer) wrote(c, app string) {
 // one reported).
 func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*apply.Observation, error) {
 	c := m.Cluster().Name
-	{
-		o.mu.Lock()
-		co := o.cluster(c)
-		wrote := co.wrote[app]
-		now := time.Now()
-		if s := co.latest; s != nil && s.err == nil && s.start.After(wrote) && now.Sub(s.start) < o.maxAge {
-			o.mu.Unlock()
-			if obs, ok := s.of(app); ok {
-				return obs, nil
-			}
-			return m.Observe(ctx, app)
-		}
-		s := co.taking
-		if s == nil || !s.start.After(wrote) {
-			s = &snapshot{start: now, done: make(chan struct{})}
-			if co.taking == nil {
-				co.taking = s
-			}
-			o.mu.Unlock()
-			s.obs, s.err = m.ObserveAll(ctx)
-			close(s.done)
-			o.mu.Lock()
-			if co.taking == s {
-				co.taking = nil
-			}
-			if s.err == nil && (co.latest == nil || co.latest.start.Before(s.start)) {
-				co.latest = s
-			}
-			o.mu.Unlock()
-		} else {
-			o.mu.Unlock()
-			select {
-			case <-s.done:
-			case <-ctx.Done():
-				return nil, context.Cause(ctx)
-			}
-		}
-		if s.err != nil {
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return m.Observe(ctx, app)
-		}
+	o.mu.Lock()
+	co := o.cluster(c)
+	wrote := co.wrote[app]
+	now := time.Now()
+	if s := co.latest; s != nil && s.err == nil && s.start.After(wrote) && now.Sub(s.start) < o.maxAge {
+		o.mu.Unlock()
 		if obs, ok := s.of(app); ok {
 			return obs, nil
 		}
 		return m.Observe(ctx, app)
 	}
+	s := co.taking
+	if s == nil || !s.start.After(wrote) {
+		s = &snapshot{start: now, done: make(chan struct{})}
+		if co.taking == nil {
+			co.taking = s
+		}
+		o.mu.Unlock()
+		s.obs, s.err = m.ObserveAll(ctx)
+		close(s.done)
+		o.mu.Lock()
+		if co.taking == s {
+			co.taking = nil
+		}
+		if s.err == nil && (co.latest == nil || co.latest.start.Before(s.start)) {
+			co.latest = s
+		}
+		o.mu.Unlock()
+	} else {
+		o.mu.Unlock()
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	if s.err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return m.Observe(ctx, app)
+	}
+	if obs, ok := s.of(app); ok {
+		return obs, nil
+	}
+	return m.Observe(ctx, app)
 }
 
 // of is the app's observation in the snapshot (no inventory: not there);

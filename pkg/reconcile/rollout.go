@@ -322,8 +322,7 @@ func (a *appRun) healthySince(ctx context.Context, m *apply.Manager, c string, i
 	}
 	if since.IsZero() && !a.o.DryRun {
 		err := m.RecordHealthy(ctx, a.app, inv.Revision, inv.Digest)
-		a.r.obs.wrote(c, a.app)
-		a.forget(c)
+		a.wrote(c)
 		if err == nil {
 			since = now
 		}
@@ -465,17 +464,18 @@ func (a *appRun) recordHold(ctx context.Context, c string, h rollout.Hold) {
 	m, err := a.r.pool.Get(ctx, c)
 	if err == nil {
 		err = m.RecordHold(ctx, a.app, apply.Hold{Revision: h.Revision, Digest: a.digests[c], Reason: h.Reason, Time: h.Time.UTC().Truncate(time.Second)})
-		a.r.obs.wrote(c, a.app)
-		a.forget(c)
+		a.wrote(c)
 	}
 	if err != nil {
 		a.setProblem(c, fmt.Errorf("record the failed revision: %w", err))
 	}
 }
 
-// forget drops the last look at a cluster after a write to the app there:
-// an apply then reads the inventory itself.
-func (a *appRun) forget(c string) {
+// wrote records a write to the app on a cluster: shared observations taken
+// before it are not used for the app, and this run's last look there is
+// dropped (an apply then reads the inventory itself).
+func (a *appRun) wrote(c string) {
+	a.r.obs.wrote(c, a.app)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.observed, c)
@@ -513,7 +513,7 @@ func (a *appRun) applyTarget(ctx context.Context, c string) {
 	release := a.r.slot(ctx, c)
 	cs, err := m.Apply(ctx, req.Request)
 	release()
-	a.r.obs.wrote(c, a.app)
+	a.wrote(c)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.changes[c] = cs
@@ -635,7 +635,7 @@ func (a *appRun) rollBack(ctx context.Context, rb rollout.RollBack) {
 		release := a.r.slot(ctx, c)
 		cs, err := m.Apply(ctx, req.Request)
 		release()
-		a.r.obs.wrote(c, a.app)
+		a.wrote(c)
 		a.mu.Lock()
 		a.changes[c] = cs
 		delete(a.failed, c)

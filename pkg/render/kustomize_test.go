@@ -1,9 +1,6 @@
 package render
 
 import (
-	"io/fs"
-	"os"
-	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -25,23 +22,10 @@ func TestKrustyParallel(t *testing.T) {
 		want string
 	}
 	var builds []*build
-	repos := []string{exampleRepo, "testdata/deprecated", "testdata/openapi"}
-	golden, err := fs.Glob(os.DirFS("testdata/golden"), "*/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range golden {
-		repos = append(repos, path.Join("testdata/golden", g))
-	}
-	for _, repo := range repos {
-		snap, err := takeSnapshot(os.DirFS(repo))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for p := range snap.files {
-			if isKustomizationFile(p) {
-				builds = append(builds, &build{snap: snap, dir: path.Dir(p)})
-			}
+	snaps, dirs := testKustomizations(t)
+	for i, snap := range snaps {
+		for _, dir := range dirs[i] {
+			builds = append(builds, &build{snap: snap, dir: dir})
 		}
 	}
 	run := func(b *build) string {
