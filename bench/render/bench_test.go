@@ -294,14 +294,24 @@ func BenchmarkRenderFleet(b *testing.B) {
 }
 
 // BenchmarkRerenderOneApp measures a full render, then a render with the
-// same (warm) Renderer after one app changed, and reports the ratio.
+// same (warm) Renderer after one app changed, and reports the ratio. Both
+// read the fleet from commits of a git repository, as the daemon does (a
+// warm Renderer is the daemon's: one-shot commands start afresh).
 func BenchmarkRerenderOneApp(b *testing.B) {
+	gittest.SkipWithoutGit(b)
 	f := generateFleet(b, DefaultSpec())
+	gittest.Init(b, f.Dir)
+	head := gittest.CommitAll(b, f.Dir, "fleet")
+	src, err := source.Open(context.Background(), f.Dir, source.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
 	app := f.KustomizeApps[0]
 
 	var full time.Duration
 	b.Run("full", func(b *testing.B) {
-		repo := load(b, f, revision(0))
+		repo := loadCommit(b, src, head, revision(0))
 		var cpu cpuMeter
 		b.ResetTimer()
 		for range b.N {
@@ -315,12 +325,12 @@ func BenchmarkRerenderOneApp(b *testing.B) {
 
 	var one, same time.Duration
 	b.Run("one-app-changed", func(b *testing.B) {
-		one = rerenderOneApp(b, f, app, "v9", revision, full)
+		one = rerenderOneApp(b, f, src, app, "v9", revision, full)
 	})
 	// The same change with the revision kept (e.g. a render of a working
 	// tree): the unchanged pairs need not even be re-stamped.
 	b.Run("one-app-changed-same-revision", func(b *testing.B) {
-		same = rerenderOneApp(b, f, app, "v8", func(int) string { return revision(0) }, full)
+		same = rerenderOneApp(b, f, src, app, "v8", func(int) string { return revision(0) }, full)
 	})
 
 	if full > 0 && same > 0 {
@@ -328,17 +338,33 @@ func BenchmarkRerenderOneApp(b *testing.B) {
 			app, same.Round(time.Microsecond), full.Round(time.Millisecond), 100*float64(same)/float64(full))
 	}
 	if full > 0 && one > 0 {
-		fmt.Printf("SUMMARY re-render after changing %s: %v vs full render %v = %.1f%% (target <= %.0f%%)\n",
+		fmt.Printf("SUMMARY re-render after a commit changing %s: %v vs full render %v = %.1f%% (target <= %.0f%%)\n",
 			app, one.Round(time.Microsecond), full.Round(time.Millisecond), 100*float64(one)/float64(full), targetRerenderPerc)
 	}
 }
 
-// rerenderOneApp changes one app's image tag per iteration and times the
-// re-render of the whole fleet with a Renderer that has seen the fleet before;
-// rev gives the revision of iteration i+1 (0 is the first render's).
-func rerenderOneApp(b *testing.B, f *Fleet, app, tagPrefix string, rev func(int) string, full time.Duration) time.Duration {
+// loadCommit reads the fleet at commit ref of src, as revision rev.
+func loadCommit(tb testing.TB, src *source.Repo, ref, rev string) *fleet.Repo {
+	tb.Helper()
+	r, err := src.Open(context.Background(), ref)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	repo, err := fleet.Load(context.Background(), r.FS)
+	if err != nil {
+		tb.Fatalf("load generated fleet at %s: %v", ref, err)
+	}
+	repo.Revision = rev
+	return repo
+}
+
+// rerenderOneApp commits a change of one app's image tag per iteration and
+// times the re-render of the whole fleet at that commit with a Renderer that
+// has rendered the fleet before; rev gives the revision of iteration i+1 (0
+// is the first render's).
+func rerenderOneApp(b *testing.B, f *Fleet, src *source.Repo, app, tagPrefix string, rev func(int) string, full time.Duration) time.Duration {
 	r := render.New(render.Options{})
-	renderAll(b, r, load(b, f, rev(0)), len(f.Pairs))
+	renderAll(b, r, loadCommit(b, src, gittest.Run(b, f.Dir, "rev-parse", "HEAD"), rev(0)), len(f.Pairs))
 	var cpu cpuMeter
 	var stats render.Stats
 	b.ResetTimer()
@@ -348,7 +374,7 @@ func rerenderOneApp(b *testing.B, f *Fleet, app, tagPrefix string, rev func(int)
 		if err := f.SetImageTag(app, tag); err != nil {
 			b.Fatal(err)
 		}
-		repo := load(b, f, rev(i+1))
+		repo := loadCommit(b, src, gittest.CommitAll(b, f.Dir, tag), rev(i+1))
 		b.StartTimer()
 		cpu.start()
 		res := renderAll(b, r, repo, len(f.Pairs))
@@ -362,6 +388,7 @@ func rerenderOneApp(b *testing.B, f *Fleet, app, tagPrefix string, rev func(int)
 	cpu.report(b)
 	b.ReportMetric(float64(stats.Rendered), "renders/op")
 	b.ReportMetric(float64(stats.Cached), "cached/op")
+	b.ReportMetric(float64(stats.FilesRead), "files-read/op")
 	if full > 0 {
 		b.ReportMetric(100*float64(d)/float64(full), "%-of-full-render")
 	}

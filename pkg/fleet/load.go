@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
@@ -184,12 +188,40 @@ func (l *loader) appFiles() ([]string, bool, error) {
 
 // decodeAll decodes each file as an object of kind (T is its Go type) and
 // returns the objects that were filled, in file order.
+//
+// Files are decoded in parallel (a fleet of a thousand clusters has as many
+// files); problems and objects come out in the order of files.
 func decodeAll[T any](l *loader, files []string, kind string) []*T {
+	type decoded struct {
+		sub loader
+		obj *T
+		ok  bool
+	}
+	res := make([]decoded, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					return
+				}
+				d := &res[i]
+				d.sub = loader{ctx: l.ctx, fsys: l.fsys, docs: map[any]*document{}}
+				d.obj = new(T)
+				d.ok = d.sub.decodeFile(files[i], kind, d.obj)
+			}
+		})
+	}
+	wg.Wait()
 	var out []*T
-	for _, file := range files {
-		obj := new(T)
-		if l.decodeFile(file, kind, obj) {
-			out = append(out, obj)
+	for i := range res {
+		d := &res[i]
+		l.probs = append(l.probs, d.sub.probs...)
+		maps.Copy(l.docs, d.sub.docs)
+		if d.ok {
+			out = append(out, d.obj)
 		}
 	}
 	return out

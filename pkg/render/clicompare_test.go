@@ -93,7 +93,7 @@ func TestCLICompareKustomize(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kustomize build: %v", err)
 			}
-			snap, err := takeSnapshot(os.DirFS(tc.repo))
+			snap, err := takeSnapshot(os.DirFS(tc.repo), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +155,7 @@ func TestCLIComparePlainFolder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kustomize build: %v", err)
 	}
-	snap, err := takeSnapshot(os.DirFS(compatRepo))
+	snap, err := takeSnapshot(os.DirFS(compatRepo), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestCLICompareHelm(t *testing.T) {
 			}
 			repo := loadRepo(t, tc.repo)
 			c, app := repo.Cluster(tc.cluster), repo.App(tc.app)
-			snap, err := takeSnapshot(repo.FS)
+			snap, err := takeSnapshot(repo.FS, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

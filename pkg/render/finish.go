@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -19,10 +20,10 @@ import (
 	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
 
-// clusterScoped lists the built-in cluster-scoped kinds by group/kind.
-// Kinds of CRDs rendered for the same cluster are added per cluster; any
-// other kind is taken as namespaced.
-func clusterScoped() map[string]bool {
+// clusterScoped lists the built-in cluster-scoped kinds by group/kind, one
+// map for every caller, never changed: a cluster whose CRDs or discovery
+// add kinds gets a copy. Any other kind is taken as namespaced.
+var clusterScoped = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	for _, gk := range []string{
 		"/Namespace", "/Node", "/PersistentVolume", "/ComponentStatus",
@@ -53,7 +54,7 @@ func clusterScoped() map[string]bool {
 		m[gk] = true
 	}
 	return m
-}
+})
 
 // builtinKinds are the group/kinds of every built-in API type (client-go's
 // scheme); their scope is the table above (listed: cluster-scoped).
@@ -108,18 +109,31 @@ func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterR
 		byCluster[n] = append(byCluster[n], j)
 	}
 	sort.Strings(order)
-	sem := make(chan struct{}, run.r.opts.Concurrency)
+	// Concurrency workers take the pairs in order. A pair whose render
+	// another worker is running waits for it without holding a worker: it
+	// takes the flight's result once every worker is done.
 	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := &slot{sem: sem}
-			run.renderJob(ctx, j, s)
-			s.release()
-		}()
+	var next atomic.Int64
+	for range min(run.r.opts.Concurrency, len(jobs)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(jobs) {
+					return
+				}
+				run.renderJob(ctx, jobs[i])
+			}
+		})
 	}
 	wg.Wait()
+	for _, j := range jobs {
+		if f := j.waits; f != nil {
+			j.waits = nil
+			if j.src, j.err = f.src, f.err; f.err != nil {
+				j.err = pairErr(j.cluster, j.app, f.err)
+			}
+		}
+	}
 	fleetCRDs := map[string]bool{}
 	for _, j := range jobs {
 		if j.src != nil {
@@ -128,52 +142,37 @@ func (run *renderRun) renderAll(ctx context.Context, jobs []*pairJob) []ClusterR
 	}
 	out := make([]ClusterResult, len(order))
 	shared := newSharedFinishes()
-	for i, n := range order {
+	for _, n := range order {
 		l := byCluster[n]
 		sort.Slice(l, func(i, j int) bool { return l[i].app.Metadata.Name < l[j].app.Metadata.Name })
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			out[i] = ClusterResult{Cluster: n, Apps: run.finishCluster(l, fleetCRDs, shared)}
-		}()
+	}
+	next.Store(0)
+	for range min(run.r.opts.Concurrency, len(order)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(order) {
+					return
+				}
+				out[i] = ClusterResult{Cluster: order[i], Apps: run.finishCluster(byCluster[order[i]], fleetCRDs, shared)}
+			}
+		})
 	}
 	wg.Wait()
 	return out
 }
 
-// slot is a goroutine's hold on one of the Concurrency CPU slots; it is
-// given back while the goroutine only waits.
-type slot struct {
-	sem  chan struct{}
-	held bool
-}
-
-func (s *slot) release() {
-	if s.held {
-		<-s.sem
-		s.held = false
-	}
-}
-
-// renderJob renders one pair's source into j.src (or j.err).
-func (run *renderRun) renderJob(ctx context.Context, j *pairJob, s *slot) {
+// renderJob renders one pair's source into j.src (or j.err), or leaves in
+// j.waits the flight of another pair with the same render.
+func (run *renderRun) renderJob(ctx context.Context, j *pairJob) {
 	if j.err != nil {
-		return
-	}
-	select {
-	case s.sem <- struct{}{}:
-		s.held = true
-	case <-ctx.Done():
-		j.err = pairErr(j.cluster, j.app, ctx.Err())
 		return
 	}
 	if err := ctx.Err(); err != nil {
 		j.err = pairErr(j.cluster, j.app, err)
 		return
 	}
-	j.src, j.err = run.renderPair(ctx, j.cluster, j.app, s)
+	j.src, j.waits, j.err = run.renderPair(ctx, j.cluster, j.app)
 }
 
 // finishCluster runs the per-cluster steps of every app of one cluster.
@@ -199,6 +198,9 @@ func (run *renderRun) finishCluster(jobs []*pairJob, fleetCRDs map[string]bool, 
 	var crds []string
 	for gk, cs := range extra {
 		if known, ok := facts.scoped[gk]; !ok || known != cs {
+			if crds == nil {
+				facts.scoped = maps.Clone(facts.scoped)
+			}
 			facts.scoped[gk] = cs
 			crds = append(crds, gk+"="+strconv.FormatBool(cs))
 		}
@@ -290,23 +292,17 @@ func (run *renderRun) clusterKey(f *clusterFacts, crds []string) (string, string
 		explicit = append(explicit, ns)
 	}
 	sort.Strings(explicit)
-	facts := map[string]any{
-		"cluster":  f.cluster.Metadata.Name,
-		"spec":     f.cluster.Spec,
-		"crds":     crds,
-		"explicit": explicit,
-		"policies": policies,
-	}
-	b, err := json.Marshal(facts)
+	// The cluster's spec, once per cluster and Render; the rest is short.
+	spec, err := run.fingerprint(&f.cluster.Spec)
 	if err != nil {
 		return "", "", err
 	}
-	h := sha256.Sum256(b)
-	delete(facts, "cluster")
-	if b, err = json.Marshal(facts); err != nil {
+	rest, err := json.Marshal(map[string]any{"crds": crds, "explicit": explicit, "policies": policies})
+	if err != nil {
 		return "", "", err
 	}
-	anyCluster := sha256.Sum256(b)
+	anyCluster := sha256.Sum256([]byte(spec + "\x00" + string(rest)))
+	h := sha256.Sum256([]byte(f.cluster.Metadata.Name + "\x00" + hex.EncodeToString(anyCluster[:])))
 	return hex.EncodeToString(h[:]), hex.EncodeToString(anyCluster[:]), nil
 }
 

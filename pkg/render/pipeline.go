@@ -42,6 +42,7 @@ type pairJob struct {
 	app     *v1alpha1.App
 	src     *cacheEntry // shared with other pairs: copy before changing
 	err     error
+	waits   *flight // another pair's render, running: src and err are its
 }
 
 // flight is one render inside a Render call; pairs with the same inputs wait
@@ -91,12 +92,13 @@ func (s *renderSpec) key() (string, error) {
 }
 
 // renderPair renders the app's source for the cluster (before the
-// per-cluster finishing steps), sharing identical renders. It gives back the
-// slot s while it waits for another pair's render.
-func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App, s *slot) (*cacheEntry, error) {
+// per-cluster finishing steps), sharing identical renders: when another
+// pair's render with the same key has started, it returns that flight,
+// done or not, instead of waiting for it.
+func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *v1alpha1.App) (*cacheEntry, *flight, error) {
 	spec, key, err := run.pairKey(ctx, c, app)
 	if err != nil {
-		return nil, pairErr(c, app, err)
+		return nil, nil, pairErr(c, app, err)
 	}
 	run.mu.Lock()
 	f, ok := run.flights[key]
@@ -107,15 +109,13 @@ func (run *renderRun) renderPair(ctx context.Context, c *v1alpha1.Cluster, app *
 	run.mu.Unlock()
 	if ok {
 		run.reused.Add(1)
-		s.release()
-		<-f.done
-	} else {
-		run.fly(ctx, f, key, spec, c, app)
+		return nil, f, nil
 	}
+	run.fly(ctx, f, key, spec, c, app)
 	if f.err != nil {
-		return nil, pairErr(c, app, f.err)
+		return nil, nil, pairErr(c, app, f.err)
 	}
-	return f.src, nil
+	return f.src, nil, nil
 }
 
 // fly runs a flight: from the Renderer's cache, or a render.
@@ -224,8 +224,8 @@ func (run *renderRun) appDeclaresDeps(app *v1alpha1.App) bool {
 	return has
 }
 
-// fingerprint hashes the JSON of a decoded repo object (an *App, *Cluster or
-// *Fleet), once per object and Render.
+// fingerprint hashes the JSON of a decoded repo object (an *App, *Cluster,
+// *ClusterSpec or *Fleet), once per object and Render.
 func (run *renderRun) fingerprint(v any) (string, error) {
 	run.mu.Lock()
 	fp, ok := run.fps[v]
@@ -492,6 +492,9 @@ func (run *renderRun) stats(pairs int) Stats {
 		Rendered: int(run.rendered.Load()),
 		Reused:   int(run.reused.Load()),
 		Cached:   int(run.cached.Load()),
+
+		FilesRead:   len(run.snap.files) - run.snap.reused,
+		FilesReused: run.snap.reused,
 	}
 }
 

@@ -225,11 +225,11 @@ func TestCacheRerendersOnlyChangedApp(t *testing.T) {
 	}
 	// 3 clusters x 3 apps; web: gold overlay+patches (alpha, gamma) and base (beta) = 2 renders;
 	// api: 1 render; shop: 1 render (no cluster values differ) -> 4 renders, 5 reused.
-	if want := (Stats{Pairs: 9, Rendered: 4, Reused: 5}); first.Stats != want {
+	if want := (Stats{Pairs: 9, Rendered: 4, Reused: 5}); counts(first.Stats) != want {
 		t.Errorf("first render stats = %+v, want %+v", first.Stats, want)
 	}
 	same := r.Render(ctx, loadRepo(t, dir), Selection{})
-	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); same.Stats != want {
+	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); counts(same.Stats) != want {
 		t.Errorf("unchanged re-render stats = %+v, want %+v", same.Stats, want)
 	}
 	if d := cmp.Diff(outputs(t, first), outputs(t, same)); d != "" {
@@ -242,7 +242,7 @@ func TestCacheRerendersOnlyChangedApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := r.Render(ctx, loadRepo(t, dir), Selection{})
-	if want := (Stats{Pairs: 9, Rendered: 2, Cached: 2, Reused: 5}); changed.Stats != want {
+	if want := (Stats{Pairs: 9, Rendered: 2, Cached: 2, Reused: 5}); counts(changed.Stats) != want {
 		t.Errorf("after changing apps/web/base stats = %+v, want %+v", changed.Stats, want)
 	}
 	if !strings.Contains(outputs(t, changed)["beta/web.yaml"], "nginx:1.29") {
@@ -260,7 +260,7 @@ func TestCacheRerendersOnlyChangedApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	unrelated := r.Render(ctx, loadRepo(t, dir), Selection{})
-	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); unrelated.Stats != want {
+	if want := (Stats{Pairs: 9, Cached: 4, Reused: 5}); counts(unrelated.Stats) != want {
 		t.Errorf("after an unrelated change stats = %+v, want %+v", unrelated.Stats, want)
 	}
 }
@@ -511,7 +511,7 @@ func TestPlainFolderSubstituteOverlay(t *testing.T) {
 // and the output is what the fields mean (make clicompare checks it against
 // the kustomize CLI).
 func TestKustomizeDeprecationsCaptured(t *testing.T) {
-	snap, err := takeSnapshot(os.DirFS("testdata/deprecated"))
+	snap, err := takeSnapshot(os.DirFS("testdata/deprecated"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,4 +590,11 @@ func TestInputsDigest(t *testing.T) {
 	if b := pair(); b.InputsDigest == a1.InputsDigest {
 		t.Error("a changed value kept the inputs digest")
 	}
+}
+
+// counts is s without the file counts (a repo on disk is read whole each
+// time; TestSnapshotReusesUnchangedObjects checks reading git trees).
+func counts(s Stats) Stats {
+	s.FilesRead, s.FilesReused = 0, 0
+	return s
 }

@@ -29,7 +29,7 @@ func testKustomizations(t *testing.T) (snaps []*snapshot, dirs [][]string) {
 		repos = append(repos, path.Join("testdata/golden", g))
 	}
 	for _, repo := range repos {
-		snap, err := takeSnapshot(os.DirFS(repo))
+		snap, err := takeSnapshot(os.DirFS(repo), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,7 +33,19 @@ type snapshot struct {
 
 	openAPIOnce sync.Once
 	openAPI     bool // a kustomization has an `openapi` field
+
+	// hashes are the object ids of the files and folders read from a file
+	// system that names them (git trees, see objectHasher), by path; linked
+	// are the folders with a symlink somewhere below. A later snapshot
+	// reuses what an earlier one read under an unchanged id (reuse).
+	hashes map[string]string
+	linked map[string]bool
+	reused int // files taken from the earlier snapshot
 }
+
+// objectHasher is a directory entry that knows the id of its contents
+// (source.TreeFS's entries: git object ids).
+type objectHasher interface{ ObjectHash() string }
 
 // maxLinkHops bounds symlink chains, as the kernel does.
 const maxLinkHops = 40
@@ -41,7 +53,11 @@ const maxLinkHops = 40
 // errOutsideRepo marks a path or symlink that leaves the repo.
 var errOutsideRepo = errors.New("leaves the repo")
 
-func takeSnapshot(fsys fs.FS) (*snapshot, error) {
+// takeSnapshot copies the repo. With prev, the snapshot of an earlier
+// revision, files and symlink-free folders whose object id is unchanged are
+// taken from prev instead of read (with their digests): a commit that
+// changes one app reads that app's files only.
+func takeSnapshot(fsys fs.FS, prev *snapshot) (*snapshot, error) {
 	if fsys == nil {
 		return nil, errors.New("the repo has no file system")
 	}
@@ -50,8 +66,16 @@ func takeSnapshot(fsys fs.FS) (*snapshot, error) {
 		dirs:     map[string][]string{".": nil},
 		badLinks: map[string]string{},
 		digests:  map[string]string{},
+		hashes:   map[string]string{},
+		linked:   map[string]bool{},
 	}
-	if err := s.copyDir(fsys, ".", ".", 0); err != nil {
+	if prev != nil && len(prev.hashes) > 0 {
+		prev.mu.Lock()
+		defer prev.mu.Unlock()
+	} else {
+		prev = nil
+	}
+	if _, err := s.copyDir(fsys, ".", ".", 0, prev); err != nil {
 		return nil, err
 	}
 	for d := range s.dirs {
@@ -60,12 +84,16 @@ func takeSnapshot(fsys fs.FS) (*snapshot, error) {
 	return s, nil
 }
 
-// copyDir copies the source folder src of fsys to dst in the snapshot.
-func (s *snapshot) copyDir(fsys fs.FS, src, dst string, depth int) error {
+// copyDir copies the source folder src of fsys to dst in the snapshot and
+// reports whether it holds a symlink (then dst is marked linked). prev, held
+// locked, is the snapshot to reuse from; nil under a symlink, where a path's
+// contents are not those of its object id.
+func (s *snapshot) copyDir(fsys fs.FS, src, dst string, depth int, prev *snapshot) (bool, error) {
 	entries, err := fs.ReadDir(fsys, src)
 	if err != nil {
-		return err
+		return false, err
 	}
+	links := false
 	for _, e := range entries {
 		name := e.Name()
 		if name == ".git" && src == "." {
@@ -74,25 +102,70 @@ func (s *snapshot) copyDir(fsys fs.FS, src, dst string, depth int) error {
 		sp, dp := path.Join(src, name), path.Join(dst, name)
 		s.dirs[dst] = append(s.dirs[dst], name)
 		if e.Type()&fs.ModeSymlink != 0 {
+			links = true
 			if err := s.copyLink(fsys, sp, dp, depth); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
+		h := ""
+		if oh, ok := e.(objectHasher); ok && src == dst {
+			h = oh.ObjectHash()
+			s.hashes[dp] = h
+		}
 		if e.IsDir() {
-			s.dirs[dp] = nil
-			if err := s.copyDir(fsys, sp, dp, depth); err != nil {
-				return err
+			if prev != nil && h != "" && prev.hashes[dp] == h && !prev.linked[dp] {
+				s.reuse(prev, dp)
+				continue
 			}
+			s.dirs[dp] = nil
+			sub, err := s.copyDir(fsys, sp, dp, depth, prev)
+			if err != nil {
+				return false, err
+			}
+			links = links || sub
 			continue
+		}
+		if prev != nil && h != "" && prev.hashes[dp] == h {
+			if b, ok := prev.files[dp]; ok {
+				s.reuseFile(prev, dp, b)
+				continue
+			}
 		}
 		b, err := fs.ReadFile(fsys, sp)
 		if err != nil {
-			return err
+			return false, err
 		}
 		s.files[dp] = b
 	}
-	return nil
+	if links {
+		s.linked[dst] = true
+	}
+	return links, nil
+}
+
+// reuse copies the folder p, symlink-free and unchanged, from prev.
+func (s *snapshot) reuse(prev *snapshot, p string) {
+	s.dirs[p] = prev.dirs[p]
+	for _, name := range prev.dirs[p] {
+		c := path.Join(p, name)
+		if h, ok := prev.hashes[c]; ok {
+			s.hashes[c] = h
+		}
+		if _, isDir := prev.dirs[c]; isDir {
+			s.reuse(prev, c)
+			continue
+		}
+		s.reuseFile(prev, c, prev.files[c])
+	}
+}
+
+func (s *snapshot) reuseFile(prev *snapshot, p string, b []byte) {
+	s.files[p] = b
+	if d, ok := prev.digests[p]; ok {
+		s.digests[p] = d
+	}
+	s.reused++
 }
 
 func (s *snapshot) copyLink(fsys fs.FS, sp, dp string, depth int) error {
@@ -115,7 +188,9 @@ func (s *snapshot) copyLink(fsys fs.FS, sp, dp string, depth int) error {
 			return nil
 		}
 		s.dirs[dp] = nil
-		return s.copyDir(fsys, target, dp, depth+1)
+		s.linked[dp] = true
+		_, err := s.copyDir(fsys, target, dp, depth+1, nil)
+		return err
 	}
 	b, err := fs.ReadFile(fsys, target)
 	if err != nil {

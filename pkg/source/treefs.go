@@ -346,6 +346,12 @@ func (d *dirEntry) Info() (fs.FileInfo, error) {
 }
 func (d *dirEntry) String() string { return fs.FormatDirEntry(d) }
 
+// ObjectHash is the git object id of the entry (a tree for a folder, a blob
+// for a file or symlink): equal ids mean equal contents, so a reader that
+// kept what it read of an earlier tree can reuse it (the renderer's repo
+// snapshot does).
+func (d *dirEntry) ObjectHash() string { return d.n.hash.String() }
+
 // file is an open regular file; its content is in memory.
 type file struct {
 	info *fileInfo
