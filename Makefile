@@ -9,7 +9,7 @@ FLEET_DIR ?= $(CURDIR)/.fleet
 TEST_FLEET_DIR ?= $(CURDIR)/.testfleet
 CLUSTERS ?= north,south,east
 # The test fleet adds a hub cluster (agents coordinating through it).
-TEST_CLUSTERS ?= north,south,east,hub
+TEST_CLUSTERS ?= north,south,east,west,center,hub
 TEST_FLAGS ?= -count=1 -timeout 40m
 FUZZTIME ?= 20s
 

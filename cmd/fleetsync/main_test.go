@@ -19,5 +19,5 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(testfleet.Main(m, "north", "south", "east", "hub"))
+	os.Exit(testfleet.Main(m, "north", "south", "east", "west", "center", "hub"))
 }

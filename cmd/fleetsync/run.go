@@ -44,6 +44,9 @@ type runFlags struct {
 	healthTimeout     time.Duration
 	allowMassPrune    bool
 	hubKubeconfig     string
+	shards            string
+	shardLease        time.Duration
+	identity          string
 	source            sourceFlags
 	conn              clusterFlags
 }
@@ -59,8 +62,15 @@ func (f *runFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.gitlabTokenFile, "gitlab-webhook-token-file", "", "file holding the GitLab webhook token (enables POST /hooks/gitlab)")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "central replicas elect one leader with a coordination.k8s.io Lease; the others stand by")
-	fs.StringVar(&f.leaseNamespace, "leader-elect-namespace", "fleetsync-system", "namespace of the leader Lease")
-	fs.StringVar(&f.leaseKubeconfig, "leader-elect-kubeconfig", "", "kubeconfig of the cluster holding the Lease (default: in-cluster config)")
+	fs.StringVar(&f.shards, "shards", "", "central replicas share the clusters: \"auto\" (a membership Lease per replica, clusters by rendezvous hashing, a Lease per cluster held while writing to it)")
+	fs.DurationVar(&f.shardLease, "shard-lease-duration", daemon.DefaultShardLeaseDuration, "with --shards: how long a replica's Leases last unrenewed (its clusters move to the others after it)")
+	fs.StringVar(&f.identity, "identity", "", "this replica's identity in the Leases (default: the host name and a random suffix)")
+	fs.StringVar(&f.leaseNamespace, "lease-namespace", "fleetsync-system", "namespace of the Leases (--leader-elect, --shards)")
+	fs.StringVar(&f.leaseKubeconfig, "lease-kubeconfig", "", "kubeconfig of the cluster holding the Leases (--leader-elect, --shards; default: in-cluster config)")
+	fs.StringVar(&f.leaseNamespace, "leader-elect-namespace", "fleetsync-system", "")
+	fs.StringVar(&f.leaseKubeconfig, "leader-elect-kubeconfig", "", "")
+	_ = fs.MarkDeprecated("leader-elect-namespace", "use --lease-namespace")
+	_ = fs.MarkDeprecated("leader-elect-kubeconfig", "use --lease-kubeconfig")
 	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "how long an apply waits for health (default: the app's rollout.healthTimeout, else fleet.yaml's, else 5m)")
 	fs.StringVar(&f.hubKubeconfig, "hub-kubeconfig", "", "agent mode: kubeconfig of the hub API server where the agents publish their state and gate cross-cluster waves (its current context)")
 	fs.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "allow removing more than half of an app's objects, or of a cluster's apps, at once")
@@ -154,8 +164,37 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 			return &exitError{code: 1, err: fmt.Errorf("--hub-kubeconfig %s: %w", f.hubKubeconfig, err)}
 		}
 	}
+	if f.shards != "" && f.shards != "auto" {
+		return &exitError{code: 2, err: fmt.Errorf("--shards %s: want auto", f.shards)}
+	}
+	if f.shards != "" && (f.cluster != "" || f.leaderElect) {
+		return &exitError{code: 2, err: errors.New("--shards is for central replicas: not with --cluster or --leader-elect")}
+	}
+	identity := f.identity
+	if identity == "" {
+		host, _ := os.Hostname()
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:])
+		identity = host + "-" + hex.EncodeToString(suffix[:])
+	}
 	metrics := daemon.NewMetrics()
 	f.conn.wrap = metrics.CountRequests
+	var shards *daemon.Shards
+	if f.shards != "" {
+		cfg, err := leaseConfig(f.leaseKubeconfig)
+		if err == nil {
+			shards, err = daemon.NewShards(daemon.ShardOptions{Config: cfg, Namespace: f.leaseNamespace, Identity: identity, LeaseDuration: f.shardLease, Logger: log, Refused: metrics.ShardRefused})
+		}
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		// Every write to a cluster goes through its shard guard first; what
+		// the guard refuses is not sent, nor counted as a request.
+		f.conn.wrap = func(cluster string) func(http.RoundTripper) http.RoundTripper {
+			count, guard := metrics.CountRequests(cluster), shards.Wrap(cluster)
+			return func(rt http.RoundTripper) http.RoundTripper { return guard(count(rt)) }
+		}
+	}
 	rec, err := f.conn.reconcilerWith(reconcile.PoolOptions{Attempts: 1})
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -168,7 +207,7 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		Source: src, Ref: f.source.ref, Reconciler: rec, Clusters: clusters, Agent: f.cluster != "",
 		Interval: f.interval, DriftInterval: f.driftInterval, HeartbeatInterval: f.heartbeatInterval,
 		Request: reconcile.RequestOptions{Timeout: f.healthTimeout, TimeoutOverrides: f.healthTimeout > 0, AllowMassPrune: f.allowMassPrune},
-		Logger:  log, Metrics: metrics, Hub: hubClient,
+		Logger:  log, Metrics: metrics, Hub: hubClient, Shards: shards,
 	})
 	hooks := map[string]http.Handler{}
 	if ghSecret != nil {
@@ -193,8 +232,11 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	mode := "central"
-	if f.cluster != "" {
+	switch {
+	case f.cluster != "":
 		mode = "agent for cluster " + f.cluster
+	case shards != nil:
+		mode = "central, sharded as " + identity
 	}
 	log.Info("fleetsync run", "mode", mode, "repo", d.Status().Source.URL, "listen", "http://"+ln.Addr().String())
 	switch {
@@ -210,11 +252,8 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	host, _ := os.Hostname()
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
 	err = daemon.RunAsLeader(ctx, daemon.LeaderOptions{
-		Config: cfg, Namespace: f.leaseNamespace, Identity: host + "-" + hex.EncodeToString(suffix[:]), Logger: log,
+		Config: cfg, Namespace: f.leaseNamespace, Identity: identity, Logger: log,
 	}, func(ctx context.Context) {
 		if err := d.Run(ctx); err != nil {
 			log.Error("daemon stopped", "error", err)
@@ -231,13 +270,13 @@ func leaseConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" {
 		cfg, err := rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("--leader-elect: not in a cluster (%w): give --leader-elect-kubeconfig", err)
+			return nil, fmt.Errorf("--leader-elect, --shards: not in a cluster (%w): give --lease-kubeconfig", err)
 		}
 		return cfg, nil
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("--leader-elect-kubeconfig %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("--lease-kubeconfig %s: %w", kubeconfig, err)
 	}
 	return cfg, nil
 }

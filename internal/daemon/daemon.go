@@ -68,6 +68,12 @@ type Options struct {
 	// (default 1s).
 	Hub     *hub.Hub
 	HubPoll time.Duration
+	// Shards, for central replicas sharing the fleet (run --shards auto):
+	// this replica renders every cluster and observes them all for the
+	// rollouts' facts, but writes to, checks drift on and reports only the
+	// clusters it holds (see Shards). Its Wrap must guard the clusters'
+	// transports.
+	Shards *Shards
 }
 
 // Daemon is the reconcile loop. Create it with New, start it with Run.
@@ -118,6 +124,9 @@ func New(opts Options) *Daemon {
 	if opts.Agent {
 		mode = "agent"
 	}
+	if opts.Shards != nil {
+		mode = "central (sharded)"
+	}
 	// Applied objects are counted as they are written, not when the rollout
 	// that writes them ends.
 	if m, progress := opts.Metrics, opts.Request.Progress; m != nil {
@@ -160,10 +169,16 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.status
-	s.Clusters = make([]ClusterStatus, len(d.status.Clusters))
-	for i, c := range d.status.Clusters {
+	s.Clusters = make([]ClusterStatus, 0, len(d.status.Clusters))
+	for _, c := range d.status.Clusters {
+		if d.opts.Shards != nil && !d.opts.Shards.Owns(c.Name) {
+			continue // another replica's (sharded)
+		}
 		c.Apps = slices.Clone(c.Apps)
-		s.Clusters[i] = c
+		s.Clusters = append(s.Clusters, c)
+	}
+	if sh := d.opts.Shards; sh != nil {
+		s.Shard = &ShardStatus{Identity: sh.Identity(), Replicas: sh.Members(), Clusters: sh.Owned()}
 	}
 	s.Rollouts = slices.Clone(d.status.Rollouts)
 	s.InFlight = make([]string, 0, len(d.flights))
@@ -187,6 +202,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer beats.stop()
 	if d.hub != nil {
 		d.hub.start(ctx, &wg)
+	}
+	if sh := d.opts.Shards; sh != nil {
+		// A cluster taken or handed over starts a cycle: its rollouts are
+		// started again with the clusters this replica now holds.
+		wg.Go(func() { sh.Run(ctx, d.Trigger) })
 	}
 	timer := time.NewTimer(0) // the first fetch at once
 	defer timer.Stop()
@@ -228,6 +248,9 @@ func (d *Daemon) cycle(ctx context.Context, beats *heartbeats, wg *sync.WaitGrou
 		return
 	}
 	names := d.clusterNames(repo)
+	if d.opts.Shards != nil {
+		d.opts.Shards.SetClusters(names)
+	}
 	beats.ensure(ctx, names, wg)
 	d.reconcile(ctx, repo, names, beats)
 }
@@ -343,10 +366,21 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	if d.hub != nil {
 		o.Local, o.Remote = up, d.hub.remote
 	}
+	if d.opts.Shards != nil {
+		o.Owned = d.opts.Shards.Owns
+	}
 	d.mu.Lock()
 	d.current = desired
 	d.mu.Unlock()
 	keys := appKeys(desired)
+	if d.opts.Shards != nil {
+		// A rollout is for the clusters held when it starts: a cluster taken
+		// or handed over starts it again.
+		held := "|held=" + strings.Join(d.opts.Shards.Owned(), ",")
+		for app := range keys {
+			keys[app] += held
+		}
+	}
 	d.mu.Lock()
 	for app, f := range d.flights {
 		if _, ok := keys[app]; !ok {
@@ -376,6 +410,7 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 		}
 		d.mu.Unlock()
 		do := reconcile.DiffOptions{RequestOptions: d.opts.Request, Correct: true, OnTarget: true}
+		do.Local, do.Remote, do.Owned = o.Local, o.Remote, o.Owned // only the clusters this process writes to
 		do.Only = func(app string) bool { return !inFlight[app] }
 		drifts = rec.Diff(ctx, desired, do)
 		d.lastDiff = time.Now()
@@ -483,6 +518,9 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 // ours reports whether the daemon reconciles the cluster (an agent with a
 // hub renders every cluster but writes and reports only its own).
 func (d *Daemon) ours(cluster string) bool {
+	if d.opts.Shards != nil {
+		return d.opts.Shards.Owns(cluster)
+	}
 	return len(d.opts.Clusters) == 0 || slices.Contains(d.opts.Clusters, cluster)
 }
 

@@ -28,6 +28,7 @@ type Metrics struct {
 	errors            *prometheus.CounterVec
 	webhooks          *prometheus.CounterVec
 	requests          *prometheus.CounterVec
+	refused           *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors) in a
@@ -47,11 +48,19 @@ func NewMetrics() *Metrics {
 	m.revision = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetsync_source_revision_info", Help: "1 for the fleet repo revision in force."}, []string{"url", "revision"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_errors_total", Help: "Errors by stage (fetch, load, render, apply, health)."}, []string{"stage"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_webhook_requests_total", Help: "Webhook requests by provider and result."}, []string{"provider", "result"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_shard_writes_refused_total", Help: "Writes to a cluster refused because this replica did not hold its Lease (sharded replicas)."}, []string{"cluster"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_kube_requests_total", Help: "API requests sent to each cluster, by kind (read: GET and HEAD; write: the rest)."}, []string{"cluster", "kind"})
 	m.reg.MustRegister(m.reconcileDuration, m.clusterUp, m.nodesReady, m.drifted, m.rolloutWave, m.rolloutState,
-		m.applied, m.revision, m.errors, m.webhooks, m.requests,
+		m.applied, m.revision, m.errors, m.webhooks, m.requests, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ShardRefused counts a write refused by the shard guard (ShardOptions.Refused).
+func (m *Metrics) ShardRefused(cluster string) {
+	if m != nil {
+		m.refused.WithLabelValues(cluster).Inc()
+	}
 }
 
 // CountRequests wraps a cluster's transport so that its API requests are

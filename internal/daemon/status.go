@@ -25,6 +25,18 @@ type Status struct {
 	LastReconcile time.Time `json:"lastReconcile,omitzero"`
 	// ReconcileSeconds is how long the last reconcile cycle took.
 	ReconcileSeconds float64 `json:"reconcileSeconds"`
+	// Shard is set for sharded central replicas: Clusters lists only the
+	// clusters this replica holds.
+	Shard *ShardStatus `json:"shard,omitempty"`
+}
+
+// ShardStatus is a sharded replica's part of the fleet.
+type ShardStatus struct {
+	// Identity is this replica's; Replicas are the live ones (sorted).
+	Identity string   `json:"identity"`
+	Replicas []string `json:"replicas"`
+	// Clusters are the clusters whose Lease this replica holds (sorted).
+	Clusters []string `json:"clusters"`
 }
 
 // SourceStatus is the fleet repo's side.

@@ -53,13 +53,25 @@ type RequestOptions struct {
 	// engine decides, from their facts as from local ones.
 	Remote func(app, cluster string) RemoteState
 	Local  []string
+	// Owned, when set, limits writing to the clusters it accepts, like Local,
+	// but the other clusters are observed directly, read-only, for the
+	// rollout's facts: sharded central replicas (the daemon's --shards) each
+	// roll out the clusters they hold and gate their waves on the others'
+	// clusters as they are.
+	Owned func(cluster string) bool
 }
 
 func (o RequestOptions) accepts(app string) bool { return o.Only == nil || o.Only(app) }
 
 // local reports whether this process may write to the cluster (see Local).
 func (o RequestOptions) local(cluster string) bool {
-	return o.Remote == nil || slices.Contains(o.Local, cluster)
+	return (o.Remote == nil || slices.Contains(o.Local, cluster)) && (o.Owned == nil || o.Owned(cluster))
+}
+
+// remote reports whether the cluster's facts come from Remote (another
+// agent's word) rather than from the cluster itself.
+func (o RequestOptions) remote(cluster string) bool {
+	return o.Remote != nil && !slices.Contains(o.Local, cluster)
 }
 
 // RemoteState is an app on a cluster that another agent reconciles, as that

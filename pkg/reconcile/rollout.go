@@ -202,7 +202,7 @@ func (a *appRun) facts(ctx context.Context, now time.Time) map[string]rollout.Fa
 }
 
 func (a *appRun) observe(ctx context.Context, c string, now time.Time) rollout.Facts {
-	if !a.o.local(c) {
+	if a.o.remote(c) {
 		return a.remoteFacts(c)
 	}
 	f := rollout.Facts{Cluster: c, Reachable: true, Health: rollout.Unknown}
@@ -320,7 +320,7 @@ func (a *appRun) healthySince(ctx context.Context, m *apply.Manager, c string, i
 			break
 		}
 	}
-	if since.IsZero() && !a.o.DryRun {
+	if since.IsZero() && !a.o.DryRun && a.o.local(c) {
 		err := m.RecordHealthy(ctx, a.app, inv.Revision, inv.Digest)
 		a.wrote(c)
 		if err == nil {
