@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,8 +16,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/fleetsync/fleetsync/internal/daemon"
 	"github.com/fleetsync/fleetsync/internal/testfleet"
 	"github.com/fleetsync/fleetsync/pkg/hub"
+	"github.com/fleetsync/fleetsync/pkg/rollout"
 )
 
 // Three agents (north, south, east), each `fleetsync run --cluster C
@@ -99,7 +103,7 @@ func TestAgentsWithHub(t *testing.T) {
 	watch(everywhere(""), 90*time.Second, "v1 everywhere")
 
 	r.app(t, "hub", canarySpec, `version: "2"`)
-	r.commit(t, "v2")
+	v2 := r.commit(t, "v2")
 	watch(everywhere("2"), 90*time.Second, "v2 everywhere")
 	mu.Lock()
 	for _, c := range []string{"south", "east"} {
@@ -139,4 +143,77 @@ func TestAgentsWithHub(t *testing.T) {
 	if !held || len(agents) < 3 {
 		t.Fatalf("the hub's view: north's %s holds %+v (want %s held), %d agents", app, agents["north"].Apps[app].Holds, v3[:7], len(agents))
 	}
+
+	// The hub view: `fleetsync serve` (a process, read-only on the hub) and
+	// `fleetsync status --hub-kubeconfig` show the release rolled back at
+	// north, and south and east on v2.
+	addr := freeAddr(t)
+	startServe(t, "--hub-kubeconfig", f.Kubeconfig("hub"), "--listen", addr, "--poll", "1s", "--log-format", "json")
+	var st *daemon.Status
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		st, err = getStatus(addr)
+		if err == nil && st.Mode == "hub" && appOn(st, "north", app).Sync == daemon.SyncRolledBack &&
+			appOn(st, "south", app).Revision == v2 && appOn(st, "east", app).Revision == v2 && appOn(st, "north", app).Revision == v2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub view does not show the rollback at north: %v %+v", err, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var phase rollout.Phase
+	states := map[string]rollout.State{}
+	for _, r := range st.Rollouts {
+		if r.App == app {
+			phase = r.Phase
+			for _, c := range r.Clusters {
+				states[c.Cluster] = c.State
+			}
+		}
+	}
+	if phase != rollout.PhaseRolledBack || st.Source.Revision != v3 || len(st.Clusters) != 3 {
+		t.Errorf("the hub view: %s's rollout %q, revision %s, %d clusters; want RolledBack at %s on 3", app, phase, st.Source.Revision, len(st.Clusters), v3)
+	}
+	if states["north"] != rollout.StateRolledBack || states["south"] != rollout.StateHeld || states["east"] != rollout.StateHeld {
+		t.Errorf("the hub view's rollout states: %v; want north RolledBack, south and east Held", states)
+	}
+	for _, c := range []string{"south", "east"} {
+		if s := appOn(st, c, app).Sync; s != daemon.SyncOutOfSync {
+			t.Errorf("the hub view: %s on %s is %s, want OutOfSync (held on v2)", app, c, s)
+		}
+	}
+	out, code := runCLI(t, "status", "--hub-kubeconfig", f.Kubeconfig("hub"))
+	if code != 0 || !strings.Contains(out, "Hub view of") || !strings.Contains(out, "RolledBack") {
+		t.Errorf("status --hub-kubeconfig (exit %d):\n%s", code, out)
+	}
+}
+
+// startServe runs `fleetsync serve` as a process of its own; it is killed
+// at the end of the test.
+func startServe(t *testing.T, args ...string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	log, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("serve log:\n%s", b)
+		}
+	})
 }

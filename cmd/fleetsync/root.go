@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 		newMirrorCmd(),
 		newRunCmd(),
 		newStatusCmd(),
+		newServeCmd(),
 	)
 	return root
 }

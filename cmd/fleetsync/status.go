@@ -16,7 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/fleetsync/fleetsync/internal/daemon"
+	"github.com/fleetsync/fleetsync/pkg/hub"
 	"github.com/fleetsync/fleetsync/pkg/reconcile"
 )
 
@@ -24,21 +27,24 @@ import (
 const defaultServer = "http://127.0.0.1:8080"
 
 type statusOptions struct {
-	server  string
-	output  string
-	timeout time.Duration
+	server        string
+	hubKubeconfig string
+	output        string
+	timeout       time.Duration
 }
 
 func newStatusCmd() *cobra.Command {
 	var o statusOptions
 	cmd := &cobra.Command{
-		Use:   "status [--server URL] [-o table|json|yaml]",
+		Use:   "status [--server URL | --hub-kubeconfig H] [-o table|json|yaml]",
 		Short: "The daemon's view: source revision, clusters, apps per cluster, rollouts",
 		Long: `status reads GET /api/v1/status from a running fleetsync daemon and prints the
 fleet repo's revision in force (and any fetch or validation error), each cluster's
 heartbeat (up, version, nodes, last seen), each app on each cluster (revision, sync
 state, health, drifted objects) and each app's rollout (phase, wave, reason).
-Exit status 0; 1 when the daemon cannot be reached or answers with an error.`,
+With --hub-kubeconfig it reads the same view of a fleet of agents from their hub
+(read-only; each agent's state there, its cluster down when the state is stale).
+Exit status 0; 1 when the daemon or the hub cannot be reached or answers with an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runStatus(cmd.Context(), o, cmd.OutOrStdout())
@@ -46,6 +52,7 @@ Exit status 0; 1 when the daemon cannot be reached or answers with an error.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.server, "server", defaultServer, "the daemon's HTTP address (its --listen)")
+	fs.StringVar(&o.hubKubeconfig, "hub-kubeconfig", "", "read the agents' states from this hub instead of a daemon (its current context)")
 	fs.StringVarP(&o.output, "output", "o", "table", "output: table, json or yaml")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait for the daemon's answer")
 	return cmd
@@ -55,7 +62,13 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 	if o.output != "table" && o.output != "json" && o.output != "yaml" {
 		return &exitError{code: 1, err: fmt.Errorf("-o %s: want table, json or yaml", o.output)}
 	}
-	st, err := fetchStatus(ctx, o.server, o.timeout)
+	var st *daemon.Status
+	var err error
+	if o.hubKubeconfig != "" {
+		st, err = hubStatus(ctx, o.hubKubeconfig, o.timeout)
+	} else {
+		st, err = fetchStatus(ctx, o.server, o.timeout)
+	}
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -67,6 +80,37 @@ func runStatus(ctx context.Context, o statusOptions, w io.Writer) error {
 	}
 	printStatus(w, st, time.Now())
 	return nil
+}
+
+// hubStatus reads the agents' states from the hub once.
+func hubStatus(ctx context.Context, kubeconfig string, timeout time.Duration) (*daemon.Status, error) {
+	h, err := connectHub(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	agents, warnings, err := h.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := daemon.HubStatus(agents, warnings, time.Now())
+	return &st, nil
+}
+
+// connectHub reaches the hub API server of a kubeconfig.
+func connectHub(kubeconfig string) (*hub.Hub, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err == nil {
+		var h *hub.Hub
+		if h, err = hub.New(cfg); err == nil {
+			return h, nil
+		}
+	}
+	return nil, fmt.Errorf("--hub-kubeconfig %s: %w", kubeconfig, err)
 }
 
 // fetchStatus GETs /api/v1/status from the daemon at server.
@@ -143,13 +187,20 @@ func printStatus(w io.Writer, st *daemon.Status, now time.Time) {
 	if src.Fetched != "" && src.Fetched != src.Revision {
 		line += ", newest fetched " + shortCommit(src.Fetched) + " not in force"
 	}
-	line += ", fetched " + ago(now, src.LastFetch)
+	if st.Mode == "hub" {
+		line = fmt.Sprintf("Hub view of %d agent(s): %s at %s", len(st.Clusters), orDash(src.URL), orDash(shortCommit(src.Revision)))
+	} else {
+		line += ", fetched " + ago(now, src.LastFetch)
+	}
 	if !st.LastReconcile.IsZero() {
 		line += ", reconciled " + ago(now, st.LastReconcile) + " in " + strconv.FormatFloat(st.ReconcileSeconds, 'f', 1, 64) + "s"
 	}
 	fmt.Fprintln(w, line)
 	if src.Error != "" {
 		fmt.Fprintln(w, "Source error: "+oneLine(src.Error))
+	}
+	if sh := st.Shard; sh != nil {
+		fmt.Fprintf(w, "Shard: replica %s of %d (%s), holding %s\n", sh.Identity, len(sh.Replicas), strings.Join(sh.Replicas, ", "), orDash(strings.Join(sh.Clusters, ", ")))
 	}
 
 	fmt.Fprintln(w)

@@ -93,12 +93,19 @@ func (l *hubLink) publish(ctx context.Context) {
 	d := l.d
 	d.mu.Lock()
 	desired := d.current
-	errs := map[string]string{}
+	errs, drifted := map[string]string{}, map[string]int{}
+	var cluster ClusterStatus
 	if cs := d.status.Cluster(l.cluster); cs != nil {
+		cluster = *cs
 		for _, a := range cs.Apps {
-			errs[a.Name] = a.Error
+			errs[a.Name], drifted[a.Name] = a.Error, a.Drifted
 		}
 	}
+	rollouts := map[string]*hub.Rollout{}
+	for _, r := range d.status.Rollouts {
+		rollouts[r.App] = &hub.Rollout{Phase: r.Phase, Wave: r.Wave, Waves: r.Waves, Reason: r.Reason}
+	}
+	source := d.status.Source.URL
 	d.mu.Unlock()
 	if desired == nil {
 		return
@@ -112,13 +119,15 @@ func (l *hubLink) publish(ctx context.Context) {
 		d.opts.Logger.Warn("hub: observe the cluster", "cluster", l.cluster, "error", err)
 		return
 	}
-	st := hub.AgentState{Cluster: l.cluster, Revision: desired.Repo.Revision, Apps: map[string]hub.AppState{}}
+	st := hub.AgentState{Cluster: l.cluster, Revision: desired.Repo.Revision, Apps: map[string]hub.AppState{},
+		HeartbeatSeconds: d.opts.HeartbeatInterval.Seconds(), Source: source,
+		Up: cluster.Up, Version: cluster.Version, Nodes: cluster.Nodes, NodesReady: cluster.NodesReady, ClusterError: cluster.Error}
 	for _, cr := range desired.Rendered.Clusters {
 		if cr.Cluster != l.cluster {
 			continue
 		}
 		for _, ar := range cr.Apps {
-			as := hub.AppState{Target: desired.Repo.Revision, Health: rollout.Unknown, Error: errs[ar.App]}
+			as := hub.AppState{Target: desired.Repo.Revision, Health: rollout.Unknown, Error: errs[ar.App], Drifted: drifted[ar.App], Rollout: rollouts[ar.App]}
 			if o := obs[ar.App]; o != nil && o.Inventory != nil {
 				inv := o.Inventory
 				as.Revision, as.Digest, as.AppliedAt = inv.Revision, inv.Digest, inv.AppliedAt
@@ -165,7 +174,9 @@ func (l *hubLink) publish(ctx context.Context) {
 
 // staleAfter is how old an agent's heartbeat may be before its cluster
 // counts as unreachable.
-func (l *hubLink) staleAfter() time.Duration { return 3 * l.d.opts.HeartbeatInterval }
+func (l *hubLink) staleAfter(st hub.AgentState) time.Duration {
+	return st.StaleAfter(l.d.opts.HeartbeatInterval)
+}
 
 // remote is reconcile's view of another agent's cluster.
 func (l *hubLink) remote(app, cluster string) reconcile.RemoteState {
@@ -178,7 +189,7 @@ func (l *hubLink) remote(app, cluster string) reconcile.RemoteState {
 		return reconcile.RemoteState{Problem: "hub not readable: " + readErr.Error()}
 	case !ok:
 		return reconcile.RemoteState{Problem: "no state from its agent on the hub"}
-	case time.Since(st.Heartbeat) > l.staleAfter():
+	case time.Since(st.Heartbeat) > l.staleAfter(st):
 		return reconcile.RemoteState{Problem: fmt.Sprintf("its agent last published to the hub %s ago", time.Since(st.Heartbeat).Round(time.Second))}
 	}
 	as, ok := st.Apps[app]

@@ -39,9 +39,30 @@ type AgentState struct {
 	// Heartbeat is when the agent last published; a state older than a few
 	// heartbeat intervals is stale (the agent or its link is down).
 	Heartbeat time.Time `json:"heartbeat"`
-	// Revision is the fleet repo revision in force at the agent.
+	// HeartbeatSeconds is the agent's heartbeat interval: its state is stale
+	// after three of them.
+	HeartbeatSeconds float64 `json:"heartbeatSeconds,omitempty"`
+	// Source is the fleet repo (credentials removed) and Revision the
+	// revision in force at the agent.
+	Source   string              `json:"source,omitempty"`
 	Revision string              `json:"revision"`
 	Apps     map[string]AppState `json:"apps"`
+	// The cluster as the agent's last heartbeat saw it.
+	Up         bool   `json:"up"`
+	Version    string `json:"version,omitempty"`
+	Nodes      int    `json:"nodes"`
+	NodesReady int    `json:"nodesReady"`
+	// ClusterError is the heartbeat's error while the cluster is down.
+	ClusterError string `json:"clusterError,omitempty"`
+}
+
+// StaleAfter is how old the agent's state may get before its cluster counts
+// as unreachable: three heartbeat intervals (dflt when it does not say).
+func (s AgentState) StaleAfter(dflt time.Duration) time.Duration {
+	if s.HeartbeatSeconds > 0 {
+		return 3 * time.Duration(s.HeartbeatSeconds*float64(time.Second))
+	}
+	return 3 * dflt
 }
 
 // AppState is one app on the agent's cluster.
@@ -63,6 +84,21 @@ type AppState struct {
 	Holds []rollout.Hold `json:"holds,omitempty"`
 	// Error is the last error of the app there (one line).
 	Error string `json:"error,omitempty"`
+	// Drifted counts the app's objects that differ there at the last drift
+	// check.
+	Drifted int `json:"drifted,omitempty"`
+	// Rollout is the app's rollout as this agent's engine sees it (every
+	// cluster's facts, from the hub): phase, wave and why.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout sums up an app's rollout (without its per-cluster list, which
+// the hub has from each agent).
+type Rollout struct {
+	Phase  rollout.Phase `json:"phase"`
+	Wave   int           `json:"wave"`
+	Waves  int           `json:"waves"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // Hub reads and writes agent objects on the hub API server.
