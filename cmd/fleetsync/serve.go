@@ -25,7 +25,7 @@ type serveFlags struct {
 func newServeCmd() *cobra.Command {
 	f := &serveFlags{}
 	cmd := &cobra.Command{
-		Use:   "serve --hub-kubeconfig H [--listen ADDR]",
+		Use:   "serve [--hub-kubeconfig H] [--listen ADDR]",
 		Short: "Serve the status API, metrics and dashboard of a fleet of agents, read from their hub",
 		Long: "serve reads the state every agent publishes on the hub (ConfigMaps fleetsync-agent-<cluster> in " +
 			"fleetsync-system) every --poll and serves it read-only on --listen: /healthz, /readyz (ready once the hub " +
@@ -36,11 +36,10 @@ func newServeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), cmd.ErrOrStderr(), f) },
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.hubKubeconfig, "hub-kubeconfig", "", "kubeconfig of the hub API server the agents publish to (its current context)")
+	fs.StringVar(&f.hubKubeconfig, "hub-kubeconfig", "", "kubeconfig of the hub API server the agents publish to (its current context; default: the cluster serve runs in)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the status API, metrics and dashboard")
 	fs.DurationVar(&f.poll, "poll", 5*time.Second, "how often the hub is read")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
-	_ = cmd.MarkFlagRequired("hub-kubeconfig")
 	return cmd
 }
 
@@ -50,7 +49,7 @@ func runServe(ctx context.Context, stderr io.Writer, f *serveFlags) error {
 		return &exitError{code: 1, err: err}
 	}
 	klog.SetSlogLogger(log.With("from", "client-go"))
-	h, err := connectHub(f.hubKubeconfig)
+	h, err := connectHub(f.hubKubeconfig) // "" is the in-cluster config
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
@@ -69,7 +68,11 @@ func runServe(ctx context.Context, stderr io.Writer, f *serveFlags) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	log.Info("fleetsync serve", "hub", f.hubKubeconfig, "listen", "http://"+ln.Addr().String())
+	hubName := f.hubKubeconfig
+	if hubName == "" {
+		hubName = "in-cluster"
+	}
+	log.Info("fleetsync serve", "hub", hubName, "listen", "http://"+ln.Addr().String())
 	view.Run(ctx)
 	return nil
 }

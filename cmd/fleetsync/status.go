@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
@@ -101,8 +102,16 @@ func hubStatus(ctx context.Context, kubeconfig string, timeout time.Duration) (*
 	return &st, nil
 }
 
-// connectHub reaches the hub API server of a kubeconfig.
+// connectHub reaches the hub API server of a kubeconfig ("": the cluster
+// the process runs in).
 func connectHub(kubeconfig string) (*hub.Hub, error) {
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("not in a cluster (%w): give --hub-kubeconfig", err)
+		}
+		return hub.New(cfg)
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err == nil {
 		var h *hub.Hub
