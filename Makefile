@@ -112,12 +112,14 @@ image:
 # It uses its own fleet directory and stops it afterwards.
 SCALE_CLUSTERS ?= 10
 SCALE_APPS ?= 20
+SCALE_OBJECTS ?= 100
+SCALE_REPLICAS ?= 1
 SCALE_FLEET_DIR ?= $(CURDIR)/.scalefleet
 scale: build
 	$(GO) build -o $(BIN)/gitserve ./hack/gitserve
 	@$(GO) run ./hack/localfleet down --dir $(SCALE_FLEET_DIR) >/dev/null 2>&1 || true
 	$(GO) run ./hack/localfleet up --dir $(SCALE_FLEET_DIR) --clusters $$(seq -f 'c%02g' -s, 1 $(SCALE_CLUSTERS))
-	FLEET_DIR=$(SCALE_FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve SCALE_CLUSTERS=$(SCALE_CLUSTERS) SCALE_APPS=$(SCALE_APPS) \
+	FLEET_DIR=$(SCALE_FLEET_DIR) FLEETSYNC=$(BIN)/fleetsync GITSERVE=$(BIN)/gitserve SCALE_CLUSTERS=$(SCALE_CLUSTERS) SCALE_APPS=$(SCALE_APPS) SCALE_OBJECTS=$(SCALE_OBJECTS) SCALE_REPLICAS=$(SCALE_REPLICAS) \
 	  ./hack/scale.sh; status=$$?; $(GO) run ./hack/localfleet down --dir $(SCALE_FLEET_DIR); exit $$status
 
 # demo-down: stop the demo's daemon and git server, then the local fleet.

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The scale run behind `make scale` (a few minutes, not in CI): the fleetsync
 # daemon as a process on a local fleet of $SCALE_CLUSTERS clusters with
-# $SCALE_APPS apps each (a Deployment per app, rolled out to c01 first, then
-# to the rest), the fleet repo on a git server on loopback. It prints the
-# daemon's own figures, read from /proc and from its /metrics:
-#   first convergence; webhook -> every pair written, then healthy; the API
-#   requests of a no-op cycle per (cluster, app); RSS (now and peak); CPU of an
-#   idle minute at the default heartbeat interval (30s); goroutines.
+# $SCALE_APPS apps each (a Deployment and $SCALE_OBJECTS - 1 ConfigMaps per
+# app, rolled out to c01 first, then to the rest), the fleet repo on a git
+# server on loopback; with SCALE_REPLICAS=2, two central replicas sharing the
+# clusters (--shards auto, their Leases on c01). It prints the daemons' own
+# figures, read from /proc and from their /metrics (summed over replicas):
+#   first convergence; webhook -> a commit changing one app written on every
+#   cluster; webhook -> a commit changing every app written, then healthy;
+#   the API requests and time of a no-op cycle; RSS (now and peak, per
+#   replica); CPU of an idle minute at the default heartbeat interval (30s);
+#   goroutines.
 # The Makefile has started the local fleet in $FLEET_DIR with the clusters
 # c01..cNN. Everything it starts is stopped at the end.
 set -euo pipefail
@@ -15,15 +19,17 @@ FLEETSYNC=${FLEETSYNC:-bin/fleetsync}
 GITSERVE=${GITSERVE:-bin/gitserve}
 CLUSTERS=${SCALE_CLUSTERS:-10}
 APPS=${SCALE_APPS:-20}
-LISTEN=${LISTEN:-127.0.0.1:8091}
-SERVER="http://$LISTEN"
+OBJECTS=${SCALE_OBJECTS:-100}
+REPLICAS=${SCALE_REPLICAS:-1}
 RUN="$FLEET_DIR/scale"
 PAIRS=$((CLUSTERS * APPS))
+SERVERS=()
+for r in $(seq 1 "$REPLICAS"); do SERVERS+=("http://127.0.0.1:$((8090 + r))"); done
 
 rm -rf "$RUN"
 mkdir -p "$RUN/git/fleet"
 cleanup() {
-  for p in "$RUN/fleetsync.pid" "$RUN/gitserve.pid"; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  for p in "$RUN"/fleetsync-*.pid "$RUN/gitserve.pid"; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -31,7 +37,17 @@ now() { date +%s.%N; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 git_() { git -C "$RUN/git/fleet" -c user.name=scale -c user.email=scale@fleetsync.invalid "$@"; }
 
-# The fleet repo: clusters c01..cNN (c01 is the canary), APPS apps.
+# tag_of APP TAG: the image tag of app APP at TAG (v3 changes app01 only).
+tag_of() {
+  if [ "$2" = v3 ]; then
+    if [ "$1" = 01 ]; then echo v3; else echo v2; fi
+  else
+    echo "$2"
+  fi
+}
+
+# The fleet repo: clusters c01..cNN (c01 is the canary), APPS apps of
+# OBJECTS objects each.
 write_repo() { # TAG
   local repo="$RUN/git/fleet" i c
   printf 'apiVersion: fleetsync.dev/v1alpha1\nkind: Fleet\nmetadata: {name: scale}\n' >"$repo/fleet.yaml"
@@ -44,7 +60,7 @@ write_repo() { # TAG
   done
   for i in $(seq -w 1 "$APPS"); do
     mkdir -p "$repo/apps/app$i/manifests"
-    cat >"$repo/apps/app$i/app.yaml" <<EOF
+    cat >"$repo/apps/app$i/app.yaml" <<YAML
 apiVersion: fleetsync.dev/v1alpha1
 kind: App
 metadata: {name: app$i}
@@ -58,8 +74,8 @@ spec:
     waves:
       - clusterSelector: {matchLabels: {wave: canary}}
       - clusterSelector: {}
-EOF
-    cat >"$repo/apps/app$i/manifests/deploy.yaml" <<EOF
+YAML
+    cat >"$repo/apps/app$i/manifests/deploy.yaml" <<YAML
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: app$i}
@@ -69,20 +85,33 @@ spec:
   template:
     metadata: {labels: {app: app$i}}
     spec:
-      containers: [{name: app, image: "example.invalid/app$i:$1"}]
-EOF
-    printf 'resources: [deploy.yaml]\n' >"$repo/apps/app$i/manifests/kustomization.yaml"
+      containers: [{name: app, image: "example.invalid/app$i:$(tag_of "$i" "$1")"}]
+YAML
+    python3 -c '
+import sys
+path, n, app = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, "w") as f:
+    for k in range(n):
+        f.write(f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {app}-cfg-{k:03d}}}\ndata: {{key: value-{k}, app: {app}}}\n")
+' "$repo/apps/app$i/manifests/config.yaml" "$((OBJECTS - 1))" "app$i"
+    printf 'resources: [deploy.yaml, config.yaml]\n' >"$repo/apps/app$i/manifests/kustomization.yaml"
   done
 }
 
-# synced REV: how many pairs are Synced and Healthy (at REV when given).
+# synced REV [APP]: how many pairs are Synced and Healthy (at REV when given,
+# of APP when given), over every replica.
 synced() {
-  "$FLEETSYNC" status --server "$SERVER" -o json 2>/dev/null | python3 -c '
+  local total=0 n srv
+  for srv in "${SERVERS[@]}"; do
+    n=$("$FLEETSYNC" status --server "$srv" -o json 2>/dev/null | python3 -c '
 import json, sys
-rev = sys.argv[1]
+rev, app = sys.argv[1], sys.argv[2]
 st = json.load(sys.stdin)
 print(sum(1 for c in st["clusters"] for a in c["apps"]
-          if a["sync"] == "Synced" and a["health"] == "Healthy" and (not rev or a.get("revision") == rev)))' "${1:-}" || echo 0
+          if a["sync"] == "Synced" and a["health"] == "Healthy" and (not rev or a.get("revision") == rev) and (not app or a["name"] == app)))' "${1:-}" "${2:-}" || echo 0)
+    total=$((total + n))
+  done
+  echo "$total"
 }
 # wait_pairs N REV: wait until N pairs are synced (at most 10 minutes).
 wait_pairs() {
@@ -94,9 +123,9 @@ wait_pairs() {
   exit 1
 }
 # metric NAME [LABEL]: the sum of a counter over its series (those with
-# LABEL, e.g. kind="read", when given).
+# LABEL, e.g. kind="read", when given) and over the replicas.
 metric() {
-  curl -fs "$SERVER/metrics" | python3 -c '
+  for srv in "${SERVERS[@]}"; do curl -fs "$srv/metrics"; done | python3 -c '
 import sys
 name, label = sys.argv[1], sys.argv[2]
 total = 0.0
@@ -105,14 +134,48 @@ for line in sys.stdin:
         total += float(line.rsplit(" ", 1)[1])
 print(int(total))' "$1" "${2:-}"
 }
-proc() { # FIELD of /proc/PID/status, in kB
-  sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$(cat "$RUN/fleetsync.pid")/status"
+proc() { # FIELD of /proc/PID/status of each replica, in MB, space-separated
+  local p out=()
+  for p in "$RUN"/fleetsync-*.pid; do
+    out+=("$(($(sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$(cat "$p")/status") / 1024))")
+  done
+  echo "${out[*]}"
 }
-cputicks() { awk '{print $14 + $15}' "/proc/$(cat "$RUN/fleetsync.pid")/stat"; }
+cputicks() {
+  local p total=0
+  for p in "$RUN"/fleetsync-*.pid; do total=$((total + $(awk '{print $14 + $15}' "/proc/$(cat "$p")/stat"))); done
+  echo "$total"
+}
 webhook() {
+  local body sig srv
   body='{"ref":"refs/heads/main"}'
   sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$(cat "$RUN/webhook.secret")" | sed 's/^.* //')
-  curl -fs -o /dev/null -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=$sig" --data "$body" "$SERVER/hooks/github"
+  for srv in "${SERVERS[@]}"; do
+    curl -fs -o /dev/null -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=$sig" --data "$body" "$srv/hooks/github"
+  done
+}
+# reconciles: each replica's lastReconcile and how many rollouts it has in
+# flight, on one line.
+reconciles() {
+  local srv
+  for srv in "${SERVERS[@]}"; do
+    "$FLEETSYNC" status --server "$srv" -o json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["lastReconcile"], len(s["inFlight"]))'
+  done | paste -sd' '
+}
+# written_after COUNT: seconds from $start until COUNT more objects were
+# configured than $applied0, while waiting for N pairs of APP at REV healthy.
+measure() { # N REV APP COUNT -> "written healthy"
+  local n=$1 rev=$2 app=$3 count=$4 written=""
+  for _ in $(seq 6000); do
+    if [ -z "$written" ] && [ "$(metric fleetsync_applied_objects_total 'action="configured"')" -ge "$((applied0 + count))" ]; then
+      written=$(secs "$start" "$(now)")
+    fi
+    [ "$(synced "$rev" "$app")" -ge "$n" ] && break
+    sleep 0.1
+  done
+  local healthy
+  healthy=$(secs "$start" "$(now)")
+  echo "${written:-$healthy} $healthy"
 }
 
 write_repo v1
@@ -125,49 +188,62 @@ for _ in $(seq 50); do [ -s "$RUN/git.url" ] && break; sleep 0.1; done
 URL="$(cat "$RUN/git.url")/fleet/.git"
 printf 'scale-secret' >"$RUN/webhook.secret"
 
-echo "scale run: $CLUSTERS clusters x $APPS apps = $PAIRS pairs"
+echo "scale run: $CLUSTERS clusters x $APPS apps x $OBJECTS objects = $PAIRS pairs, $((PAIRS * OBJECTS)) objects; $REPLICAS replica(s)"
 start=$(now)
-"$FLEETSYNC" run --repo "$URL" --branch main --kubeconfig-dir "$FLEET_DIR" --listen "$LISTEN" \
-  --interval 10m --log-format json --github-webhook-secret-file "$RUN/webhook.secret" \
-  >"$RUN/fleetsync.log" 2>&1 &
-echo $! >"$RUN/fleetsync.pid"
-for _ in $(seq 300); do curl -fs "$SERVER/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+for r in $(seq 1 "$REPLICAS"); do
+  shard=()
+  if [ "$REPLICAS" -gt 1 ]; then
+    shard=(--shards auto --identity "replica-$r" --lease-kubeconfig "$FLEET_DIR/c01.kubeconfig")
+  fi
+  "$FLEETSYNC" run --repo "$URL" --branch main --kubeconfig-dir "$FLEET_DIR" --listen "127.0.0.1:$((8090 + r))" \
+    --interval 10m --log-format json --github-webhook-secret-file "$RUN/webhook.secret" ${shard[@]+"${shard[@]}"} \
+    >"$RUN/fleetsync-$r.log" 2>&1 &
+  echo $! >"$RUN/fleetsync-$r.pid"
+done
+for srv in "${SERVERS[@]}"; do
+  for _ in $(seq 300); do curl -fs "$srv/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+done
 wait_pairs "$PAIRS"
 first=$(secs "$start" "$(now)")
 rss_first=$(proc VmRSS)
 
-# A commit that changes every app: webhook -> every pair written, then healthy.
+# A commit that changes every app's Deployment: webhook -> every pair's
+# Deployment written, then every pair healthy.
 write_repo v2
 git_ commit -qam v2
 v2=$(git_ rev-parse HEAD)
 applied0=$(metric fleetsync_applied_objects_total 'action="configured"')
 start=$(now)
 webhook
-written=""
-for _ in $(seq 3000); do
-  if [ -z "$written" ] && [ "$(metric fleetsync_applied_objects_total 'action="configured"')" -ge "$((applied0 + PAIRS))" ]; then
-    written=$(secs "$start" "$(now)")
-  fi
-  [ "$(synced "$v2")" -ge "$PAIRS" ] && break
-  sleep 0.2
-done
-healthy=$(secs "$start" "$(now)")
-: "${written:=$healthy}"
+read -r written healthy < <(measure "$PAIRS" "$v2" "" "$PAIRS")
+
+# A commit that changes one app's Deployment: webhook -> written on every
+# cluster (the canary's health gate included), then healthy everywhere.
+sleep 2
+write_repo v3
+git_ commit -qam "v3: app01"
+v3=$(git_ rev-parse HEAD)
+applied0=$(metric fleetsync_applied_objects_total 'action="configured"')
+start=$(now)
+webhook
+read -r one_written one_healthy < <(measure "$CLUSTERS" "$v3" app01 "$CLUSTERS")
 
 # A no-op cycle: nothing new in git, nothing changed on the clusters.
 sleep 2
 r0=$(metric fleetsync_kube_requests_total 'kind="read"')
 w0=$(metric fleetsync_kube_requests_total 'kind="write"')
-before=$("$FLEETSYNC" status --server "$SERVER" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["lastReconcile"])')
+before=$(reconciles)
+start=$(now)
 webhook
-for _ in $(seq 300); do
-  st=$("$FLEETSYNC" status --server "$SERVER" -o json | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-print("done" if s["lastReconcile"] != sys.argv[1] and not s["inFlight"] else "")' "$before")
+for _ in $(seq 600); do
+  st=$(reconciles | python3 -c '
+import sys
+before, now = sys.argv[1].split(), sys.stdin.read().split()
+print("done" if all(now[i] != before[i] and now[i + 1] == "0" for i in range(0, len(now), 2)) else "")' "$before")
   [ "$st" = done ] && break
   sleep 0.1
 done
+cycle=$(secs "$start" "$(now)")
 r1=$(metric fleetsync_kube_requests_total 'kind="read"')
 w1=$(metric fleetsync_kube_requests_total 'kind="write"')
 
@@ -176,15 +252,15 @@ c0=$(cputicks)
 sleep 60
 c1=$(cputicks)
 hz=$(getconf CLK_TCK)
-goroutines=$(curl -fs "$SERVER/metrics" | sed -n 's/^go_goroutines \([0-9]*\).*/\1/p')
+goroutines=$(for srv in "${SERVERS[@]}"; do curl -fs "$srv/metrics" | sed -n 's/^go_goroutines \([0-9]*\).*/\1/p'; done | paste -sd' ')
 
-printf '\n%-52s %s\n' "figure ($CLUSTERS clusters x $APPS apps)" "measured"
-printf '%-52s %s s\n' "first convergence (every pair applied and healthy)" "$first"
-printf '%-52s %s s\n' "webhook -> every pair written (v2)" "$written"
-printf '%-52s %s s\n' "webhook -> every pair healthy on v2" "$healthy"
-printf '%-52s %s writes, %s reads (%s per pair, heartbeats included)\n' "no-op cycle" "$((w1 - w0))" "$((r1 - r0))" \
-  "$(python3 -c "print(f'{($r1 - $r0) / $PAIRS:.2f}')")"
-printf '%-52s %s MB (after the first convergence: %s MB)\n' "daemon RSS now" "$(($(proc VmRSS) / 1024))" "$((rss_first / 1024))"
-printf '%-52s %s MB\n' "daemon peak RSS (VmHWM)" "$(($(proc VmHWM) / 1024))"
-printf '%-52s %s CPU-s\n' "CPU of an idle minute (30s heartbeats)" "$(python3 -c "print(f'{($c1 - $c0) / $hz:.2f}')")"
-printf '%-52s %s\n' "goroutines" "$goroutines"
+printf '\n%-56s %s\n' "figure ($CLUSTERS clusters x $APPS apps x $OBJECTS objects, $REPLICAS replica(s))" "measured"
+printf '%-56s %s s\n' "first convergence (every pair applied and healthy)" "$first"
+printf '%-56s %s s (healthy %s s)\n' "webhook -> one app's commit written on every cluster" "$one_written" "$one_healthy"
+printf '%-56s %s s (healthy %s s)\n' "webhook -> every app's commit written on every cluster" "$written" "$healthy"
+printf '%-56s %s writes, %s reads (%s per pair, heartbeats included) in %s s\n' "no-op cycle" "$((w1 - w0))" "$((r1 - r0))" \
+  "$(python3 -c "print(f'{($r1 - $r0) / $PAIRS:.2f}')")" "$cycle"
+printf '%-56s %s MB (after the first convergence: %s MB)\n' "daemon RSS now, per replica" "$(proc VmRSS)" "$rss_first"
+printf '%-56s %s MB\n' "daemon peak RSS (VmHWM), per replica" "$(proc VmHWM)"
+printf '%-56s %s CPU-s\n' "CPU of an idle minute (30s heartbeats), all replicas" "$(python3 -c "print(f'{($c1 - $c0) / $hz:.2f}')")"
+printf '%-56s %s\n' "goroutines, per replica" "$goroutines"

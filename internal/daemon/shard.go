@@ -15,6 +15,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -62,6 +63,7 @@ type ShardOptions struct {
 // checked at the transport (Wrap), below every code path that could write.
 type Shards struct {
 	o      ShardOptions
+	cs     kubernetes.Interface
 	leases coordclient.LeaseInterface
 
 	mu       sync.Mutex
@@ -95,7 +97,7 @@ func NewShards(o ShardOptions) (*Shards, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shards: %w", err)
 	}
-	s := &Shards{o: o, leases: cs.CoordinationV1().Leases(o.Namespace),
+	s := &Shards{o: o, cs: cs, leases: cs.CoordinationV1().Leases(o.Namespace),
 		held: map[string]*coordinationv1.Lease{}, renewed: map[string]time.Time{},
 		draining: map[string]bool{}, writes: map[string]int{}, refused: map[string]int{}}
 	s.idle = sync.NewCond(&s.mu)
@@ -316,6 +318,15 @@ func (s *Shards) renewMember(ctx context.Context, now time.Time) error {
 	var err error
 	if s.member == nil {
 		out, err = s.leases.Create(ctx, l, metav1.CreateOptions{})
+		if apierrors.IsNotFound(err) {
+			// The namespace is missing (deploy/ creates it): create it when
+			// allowed, else say what is wrong.
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.o.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "fleetsync"}}}
+			if _, nerr := s.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); nerr != nil && !apierrors.IsAlreadyExists(nerr) {
+				return fmt.Errorf("namespace %s of the shard Leases does not exist and cannot be created: %w", s.o.Namespace, nerr)
+			}
+			out, err = s.leases.Create(ctx, l, metav1.CreateOptions{})
+		}
 		if apierrors.IsAlreadyExists(err) {
 			if cur, gerr := s.leases.Get(ctx, l.Name, metav1.GetOptions{}); gerr == nil {
 				l.ResourceVersion = cur.ResourceVersion
