@@ -52,13 +52,13 @@ write_repo() { # TAG
   local repo="$RUN/git/fleet" i c
   printf 'apiVersion: fleetsync.dev/v1alpha1\nkind: Fleet\nmetadata: {name: scale}\n' >"$repo/fleet.yaml"
   mkdir -p "$repo/clusters"
-  for i in $(seq -w 1 "$CLUSTERS"); do
+  for i in $(seq -f %02g 1 "$CLUSTERS"); do
     c="c$i"
     wave=rest
     [ "$c" = c01 ] && wave=canary
     printf 'apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata: {name: %s, labels: {wave: %s}}\n' "$c" "$wave" >"$repo/clusters/$c.yaml"
   done
-  for i in $(seq -w 1 "$APPS"); do
+  for i in $(seq -f %02g 1 "$APPS"); do
     mkdir -p "$repo/apps/app$i/manifests"
     cat >"$repo/apps/app$i/app.yaml" <<YAML
 apiVersion: fleetsync.dev/v1alpha1
@@ -196,7 +196,7 @@ for r in $(seq 1 "$REPLICAS"); do
     shard=(--shards auto --identity "replica-$r" --lease-kubeconfig "$FLEET_DIR/c01.kubeconfig")
   fi
   "$FLEETSYNC" run --repo "$URL" --branch main --kubeconfig-dir "$FLEET_DIR" --listen "127.0.0.1:$((8090 + r))" \
-    --interval 10m --log-format json --github-webhook-secret-file "$RUN/webhook.secret" ${shard[@]+"${shard[@]}"} \
+    --interval 10m --log-format json --github-webhook-secret-file "$RUN/webhook.secret" ${shard[@]+"${shard[@]}"} ${SCALE_DAEMON_ARGS:-} \
     >"$RUN/fleetsync-$r.log" 2>&1 &
   echo $! >"$RUN/fleetsync-$r.pid"
 done

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -47,6 +48,7 @@ type runFlags struct {
 	shards            string
 	shardLease        time.Duration
 	identity          string
+	debugPprof        bool
 	source            sourceFlags
 	conn              clusterFlags
 }
@@ -64,6 +66,7 @@ func (f *runFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "central replicas elect one leader with a coordination.k8s.io Lease; the others stand by")
 	fs.StringVar(&f.shards, "shards", "", "central replicas share the clusters: \"auto\" (a membership Lease per replica, clusters by rendezvous hashing, a Lease per cluster held while writing to it)")
 	fs.DurationVar(&f.shardLease, "shard-lease-duration", daemon.DefaultShardLeaseDuration, "with --shards: how long a replica's Leases last unrenewed (its clusters move to the others after it)")
+	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles under /debug/pprof/ on --listen (for debugging: they show the process's memory and code paths)")
 	fs.StringVar(&f.identity, "identity", "", "this replica's identity in the Leases (default: the host name and a random suffix)")
 	fs.StringVar(&f.leaseNamespace, "lease-namespace", "fleetsync-system", "namespace of the Leases (--leader-elect, --shards)")
 	fs.StringVar(&f.leaseKubeconfig, "lease-kubeconfig", "", "kubeconfig of the cluster holding the Leases (--leader-elect, --shards; default: in-cluster config)")
@@ -220,10 +223,15 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("--listen: %w", err)}
 	}
-	srv := &http.Server{
-		Handler:           server.New(server.Options{Status: d.Status, Ready: d.Ready, Metrics: metrics.Handler(), Hooks: hooks}),
-		ReadHeaderTimeout: 10 * time.Second,
+	var handler http.Handler = server.New(server.Options{Status: d.Status, Ready: d.Ready, Metrics: metrics.Handler(), Hooks: hooks})
+	if f.debugPprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.Handle("/", handler)
+		handler = mux
 	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		// ctx is done by now: the shutdown gets a fresh deadline of its own.

@@ -203,7 +203,7 @@ func TestShardedReplicas(t *testing.T) {
 	}
 	for c, d := range moved {
 		t.Logf("%s moved to a %s after b was killed", c, d.Round(time.Millisecond))
-		if d > lease+lease/3+2*time.Second {
+		if d > lease+lease/3+3*time.Second { // a renewal period, and some room for a busy machine
 			t.Errorf("%s moved %s after the kill: more than the lease duration (%s) and a renewal period", c, d.Round(time.Millisecond), lease)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -94,20 +96,66 @@ func (m *Manager) listLabelled(ctx context.Context, mapping *meta.RESTMapping, n
 			out = append(out, &l.Items[i])
 		}
 	}
-	list, err := m.resource(mapping, "").List(ctx, opts)
+	list := func(ns string) (*unstructured.UnstructuredList, error) {
+		if metadataOnly[mapping.GroupVersionKind.GroupKind()] && m.cluster.Metadata != nil {
+			return m.listMetadata(ctx, mapping, ns, opts)
+		}
+		return m.resource(mapping, ns).List(ctx, opts)
+	}
+	l, err := list("")
 	if err == nil {
-		add(list)
+		add(l)
 		return out, nil
 	}
 	if mapping.Scope.Name() != meta.RESTScopeNameNamespace || !apierrors.IsForbidden(err) {
 		return nil, err
 	}
 	for ns := range namespaces {
-		list, err := m.resource(mapping, ns).List(ctx, opts)
+		l, err := list(ns)
 		if err != nil {
 			return nil, fmt.Errorf("in %q: %w", ns, err)
 		}
-		add(list)
+		add(l)
+	}
+	return out, nil
+}
+
+// metadataOnly are kinds without a status: kstatus finds them Current when
+// they exist (Terminating while deleted, from the metadata), so observing
+// them needs their metadata only. Listing a few thousand ConfigMaps and
+// Secrets this way reads and keeps no data (and no secret value).
+var metadataOnly = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}: true, {Kind: "Secret"}: true, {Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}: true, {Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}: true, {Group: "scheduling.k8s.io", Kind: "PriorityClass"}: true,
+	{Group: "storage.k8s.io", Kind: "StorageClass"}: true,
+}
+
+// listMetadata lists the objects' metadata (PartialObjectMetadata) as
+// objects with apiVersion, kind and metadata only.
+func (m *Manager) listMetadata(ctx context.Context, mapping *meta.RESTMapping, ns string, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	r := m.cluster.Metadata.Resource(mapping.Resource)
+	var pl *metav1.PartialObjectMetadataList
+	var err error
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		pl, err = r.Namespace(ns).List(ctx, opts)
+	} else {
+		pl, err = r.List(ctx, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &unstructured.UnstructuredList{Items: make([]unstructured.Unstructured, 0, len(pl.Items))}
+	apiVersion, kind := mapping.GroupVersionKind.GroupVersion().String(), mapping.GroupVersionKind.Kind
+	for i := range pl.Items {
+		item := &pl.Items[i]
+		item.ManagedFields = nil // not needed to observe, the bulk of it
+		md, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&item.ObjectMeta)
+		if err != nil {
+			return nil, err
+		}
+		out.Items = append(out.Items, unstructured.Unstructured{Object: map[string]any{"apiVersion": apiVersion, "kind": kind, "metadata": md}})
 	}
 	return out, nil
 }

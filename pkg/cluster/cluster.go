@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -93,10 +94,16 @@ type Cluster struct {
 	Config *rest.Config
 	// Dynamic is a dynamic client for any resource.
 	Dynamic dynamic.Interface
+	// Metadata reads objects' metadata only (lists of kinds whose health
+	// needs no more).
+	Metadata metadata.Interface
 	// Discovery is a memory-cached discovery client.
 	Discovery discovery.CachedDiscoveryInterface
 
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+
+	mappingsMu sync.Mutex
+	mappings   map[schema.GroupVersionKind]*meta.RESTMapping // found, until the next reset
 
 	discoveredMu sync.Mutex
 	discoveredAt time.Time // when Discover last filled the cache
@@ -157,12 +164,17 @@ func New(name string, cfg *rest.Config, opts ConnectOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: discovery client: %w", name, err)
 	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: metadata client: %w", name, err)
+	}
 	cached := memory.NewMemCacheClient(dc)
 	return &Cluster{
 		Name:      name,
 		Source:    SourceRESTConfig,
 		Config:    cfg,
 		Dynamic:   dyn,
+		Metadata:  md,
 		Discovery: cached,
 		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
 	}, nil
@@ -172,19 +184,41 @@ func New(name string, cfg *rest.Config, opts ConnectOptions) (*Cluster, error) {
 func (c *Cluster) Mapper() meta.RESTMapper { return c.mapper }
 
 // ResetMapper drops the discovery cache, e.g. after CRDs became established.
-func (c *Cluster) ResetMapper() { c.mapper.Reset() }
+func (c *Cluster) ResetMapper() { c.resetMapper() }
+
+func (c *Cluster) resetMapper() {
+	c.mapper.Reset()
+	c.mappingsMu.Lock()
+	c.mappings = nil
+	c.mappingsMu.Unlock()
+}
 
 // Mapping maps a group/kind (at a version) to its resource, resetting the cache
-// once when the kind is unknown (it may have been added since the cache was filled).
+// once when the kind is unknown (it may have been added since the cache was
+// filled). Mappings found are kept until the cache is reset: observing a
+// cluster maps every object of every app, and the REST mapper allocates on
+// each call.
 func (c *Cluster) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	c.mappingsMu.Lock()
+	m, ok := c.mappings[gvk]
+	c.mappingsMu.Unlock()
+	if ok {
+		return m, nil
+	}
 	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil && meta.IsNoMatchError(err) {
-		c.mapper.Reset()
+		c.resetMapper()
 		m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: no resource for %s: %w", c.Name, gvk, err)
 	}
+	c.mappingsMu.Lock()
+	if c.mappings == nil {
+		c.mappings = map[schema.GroupVersionKind]*meta.RESTMapping{}
+	}
+	c.mappings[gvk] = m
+	c.mappingsMu.Unlock()
 	return m, nil
 }
 
@@ -222,7 +256,7 @@ func (c *Cluster) Discover(ctx context.Context) (*Discovered, error) {
 	}
 	c.discoveredMu.Lock()
 	if !c.discoveredAt.IsZero() && time.Since(c.discoveredAt) > DiscoveryMaxAge {
-		c.mapper.Reset()
+		c.resetMapper()
 	}
 	if c.discoveredAt.IsZero() || time.Since(c.discoveredAt) > DiscoveryMaxAge {
 		c.discoveredAt = time.Now()

@@ -73,10 +73,10 @@ func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*
 	}
 	s := co.taking
 	if s == nil || !s.start.After(wrote) {
+		// The newest snapshot is the one every later look joins: it serves
+		// each app whose last write here ended before it started.
 		s = &snapshot{start: now, done: make(chan struct{})}
-		if co.taking == nil {
-			co.taking = s
-		}
+		co.taking = s
 		o.mu.Unlock()
 		s.obs, s.err = m.ObserveAll(ctx)
 		close(s.done)
