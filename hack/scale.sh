@@ -162,9 +162,10 @@ reconciles() {
     "$FLEETSYNC" status --server "$srv" -o json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["lastReconcile"], len(s["inFlight"]))'
   done | paste -sd' '
 }
-# written_after COUNT: seconds from $start until COUNT more objects were
-# configured than $applied0, while waiting for N pairs of APP at REV healthy.
-measure() { # N REV APP COUNT -> "written healthy"
+# measure N REV APP COUNT: seconds from $start until COUNT more objects were
+# configured than $applied0 ("written"), and until N pairs (of APP) are
+# healthy at REV.
+measure() {
   local n=$1 rev=$2 app=$3 count=$4 written=""
   for _ in $(seq 6000); do
     if [ -z "$written" ] && [ "$(metric fleetsync_applied_objects_total 'action="configured"')" -ge "$((applied0 + count))" ]; then
@@ -215,7 +216,9 @@ v2=$(git_ rev-parse HEAD)
 applied0=$(metric fleetsync_applied_objects_total 'action="configured"')
 start=$(now)
 webhook
-read -r written healthy < <(measure "$PAIRS" "$v2" "" "$PAIRS")
+# Every object of a changed app is written (each carries the commit in its
+# fleetsync.dev/revision annotation): PAIRS x OBJECTS writes.
+read -r written healthy < <(measure "$PAIRS" "$v2" "" "$((PAIRS * OBJECTS))")
 
 # A commit that changes one app's Deployment: webhook -> written on every
 # cluster (the canary's health gate included), then healthy everywhere.
@@ -226,7 +229,7 @@ v3=$(git_ rev-parse HEAD)
 applied0=$(metric fleetsync_applied_objects_total 'action="configured"')
 start=$(now)
 webhook
-read -r one_written one_healthy < <(measure "$CLUSTERS" "$v3" app01 "$CLUSTERS")
+read -r one_written one_healthy < <(measure "$CLUSTERS" "$v3" app01 "$((CLUSTERS * OBJECTS))")
 
 # A no-op cycle: nothing new in git, nothing changed on the clusters.
 sleep 2

@@ -43,7 +43,7 @@ func (m *Manager) Health(ctx context.Context, app string, objs []*unstructured.U
 		t.mapping = mapping
 		ts = append(ts, t)
 	}
-	if err := m.fetchLive(ctx, app, ts); err != nil {
+	if err := m.fetchLive(ctx, app, ts, true); err != nil {
 		return nil, fmt.Errorf("%s/%s: health: %w", m.cluster.Name, app, err)
 	}
 	out = append(out, statuses(ts)...)

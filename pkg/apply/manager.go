@@ -425,7 +425,7 @@ func (r *run) applyBatch(ctx context.Context, ts []*target) {
 	if len(ok) == 0 {
 		return
 	}
-	if err := r.m.fetchLive(ctx, r.req.App, ok); err != nil {
+	if err := r.m.fetchLive(ctx, r.req.App, ok, false); err != nil {
 		for _, t := range ok {
 			r.fail(t, "list", err)
 		}
@@ -445,9 +445,10 @@ func (r *run) applyBatch(ctx context.Context, ts []*target) {
 	wg.Wait()
 }
 
-// fetchLive lists, per resource and namespace, the app's labelled objects and
+// fetchLive lists, per resource and namespace, the app's labelled objects
+// (forHealth: as metadata only for the kinds that need no more) and
 // sets each target's live object (nil when absent).
-func (m *Manager) fetchLive(ctx context.Context, app string, ts []*target) error {
+func (m *Manager) fetchLive(ctx context.Context, app string, ts []*target, forHealth bool) error {
 	type group struct {
 		mapping *meta.RESTMapping
 		ns      string
@@ -459,7 +460,14 @@ func (m *Manager) fetchLive(ctx context.Context, app string, ts []*target) error
 	}
 	live := map[string]*unstructured.Unstructured{}
 	for _, g := range groups {
-		list, err := m.resource(g.mapping, g.ns).List(ctx, metav1.ListOptions{LabelSelector: labelApp + "=" + app})
+		opts := metav1.ListOptions{LabelSelector: labelApp + "=" + app}
+		var list *unstructured.UnstructuredList
+		var err error
+		if forHealth {
+			list, err = m.list(ctx, g.mapping, g.ns, opts)
+		} else {
+			list, err = m.resource(g.mapping, g.ns).List(ctx, opts)
+		}
 		if err != nil {
 			return fmt.Errorf("list %s in %q: %w", g.mapping.Resource.Resource, g.ns, err)
 		}

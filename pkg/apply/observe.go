@@ -96,12 +96,7 @@ func (m *Manager) listLabelled(ctx context.Context, mapping *meta.RESTMapping, n
 			out = append(out, &l.Items[i])
 		}
 	}
-	list := func(ns string) (*unstructured.UnstructuredList, error) {
-		if metadataOnly[mapping.GroupVersionKind.GroupKind()] && m.cluster.Metadata != nil {
-			return m.listMetadata(ctx, mapping, ns, opts)
-		}
-		return m.resource(mapping, ns).List(ctx, opts)
-	}
+	list := func(ns string) (*unstructured.UnstructuredList, error) { return m.list(ctx, mapping, ns, opts) }
 	l, err := list("")
 	if err == nil {
 		add(l)
@@ -118,6 +113,15 @@ func (m *Manager) listLabelled(ctx context.Context, mapping *meta.RESTMapping, n
 		add(l)
 	}
 	return out, nil
+}
+
+// list lists a resource's objects (in ns, "" for all), as metadata only for
+// the kinds that need no more to be observed.
+func (m *Manager) list(ctx context.Context, mapping *meta.RESTMapping, ns string, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
+	if metadataOnly[mapping.GroupVersionKind.GroupKind()] && m.cluster.Metadata != nil {
+		return m.listMetadata(ctx, mapping, ns, opts)
+	}
+	return m.resource(mapping, ns).List(ctx, opts)
 }
 
 // metadataOnly are kinds without a status: kstatus finds them Current when

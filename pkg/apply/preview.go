@@ -60,7 +60,7 @@ func (m *Manager) Preview(ctx context.Context, req Request) []Preview {
 			idx = append(idx, i)
 		}
 	}
-	if err := m.fetchLive(ctx, req.App, ok); err != nil {
+	if err := m.fetchLive(ctx, req.App, ok, false); err != nil {
 		for _, i := range idx {
 			out[i].Err = m.objErr(req.App, out[i].Object, "list", err)
 		}

@@ -43,7 +43,17 @@ var DefaultTakeOver = []string{
 
 // takeoverManagers returns the imperative managers (from the list) that own
 // fields of obj, sorted; none when there is nothing to take over.
+//
+// Namespaces are never taken over: their Update entries hold what the API
+// server sets itself (the kubernetes.io/metadata.name label, the kubernetes
+// finalizer, under "before-first-apply" when the Namespace was made by
+// another app's apply at the same moment), which an apply may not remove
+// and a managedFields patch may not move (seen at scale: the patch is
+// refused as Invalid and the app fails).
 func takeoverManagers(obj *unstructured.Unstructured, list []string) []string {
+	if obj.GetKind() == "Namespace" && obj.GroupVersionKind().Group == "" {
+		return nil
+	}
 	seen := map[string]bool{}
 	for _, mf := range obj.GetManagedFields() {
 		if mf.Operation == metav1.ManagedFieldsOperationUpdate && slices.Contains(list, mf.Manager) {

@@ -13,7 +13,9 @@ import (
 // kind of object in them) answers every app's look within maxAge, instead of
 // an inventory read and object lists per app. A snapshot taken before this
 // process last wrote an app's inventory or objects is never used for that
-// app: its rollout always sees its own writes.
+// app: its rollout always sees its own writes, read for that app alone
+// while its write is recent (within maxAge), so that apps rolling out at
+// once do not each renew the whole cluster's snapshot.
 type observer struct {
 	maxAge time.Duration
 
@@ -69,6 +71,13 @@ func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*
 		if obs, ok := s.of(app); ok {
 			return obs, nil
 		}
+		return m.Observe(ctx, app)
+	}
+	if !wrote.IsZero() && (co.latest == nil || !co.latest.start.After(wrote)) && now.Sub(wrote) < o.maxAge {
+		// The app wrote here since the last snapshot: its own objects, read
+		// alone (a list per kind by its label), are cheaper than a snapshot
+		// of every app, which every app writing in turn would renew.
+		o.mu.Unlock()
 		return m.Observe(ctx, app)
 	}
 	s := co.taking
