@@ -69,7 +69,7 @@ spec:
   source: {kustomize: {path: manifests}}
   targets: {clusterSelector: {}}
   rollout:
-    healthTimeout: 2m
+    healthTimeout: 10m
     autoRollback: true
     waves:
       - clusterSelector: {matchLabels: {wave: canary}}
