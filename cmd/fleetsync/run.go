@@ -223,7 +223,7 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("--listen: %w", err)}
 	}
-	var handler http.Handler = server.New(server.Options{Status: d.Status, Ready: d.Ready, Metrics: metrics.Handler(), Hooks: hooks})
+	handler := server.New(server.Options{Status: d.Status, Ready: d.Ready, Metrics: metrics.Handler(), Hooks: hooks})
 	if f.debugPprof {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

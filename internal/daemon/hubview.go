@@ -208,7 +208,7 @@ func (v *HubView) Run(ctx context.Context) {
 	t := time.NewTicker(v.poll)
 	defer t.Stop()
 	for {
-		v.Refresh(ctx)
+		_ = v.Refresh(ctx) // logged and kept in the status
 		select {
 		case <-ctx.Done():
 			return

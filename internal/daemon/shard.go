@@ -109,6 +109,13 @@ func (s *Shards) Identity() string { return s.o.Identity }
 
 func (s *Shards) renewEvery() time.Duration { return s.o.LeaseDuration / 3 }
 
+// leaseSeconds is the lease duration in a Lease's whole seconds (at least 1,
+// at most a day).
+func (s *Shards) leaseSeconds() int32 {
+	secs := min(max(s.o.LeaseDuration/time.Second, 1), 24*3600)
+	return int32(secs) //nolint:gosec // bounded just above
+}
+
 // valid is how long after sending a renewal this replica still counts on
 // its Lease: a renewal period short of the duration, so that it stops
 // writing before another replica may take the cluster.
@@ -214,7 +221,7 @@ func (s *Shards) Run(ctx context.Context, changed func()) {
 		s.step(ctx)
 		select {
 		case <-ctx.Done():
-			s.releaseAll()
+			s.releaseAll(ctx)
 			return
 		case <-t.C:
 		}
@@ -312,7 +319,7 @@ func (s *Shards) renewMember(ctx context.Context, now time.Time) error {
 		l = l.DeepCopy()
 	}
 	l.Spec.HolderIdentity = ptr.To(s.o.Identity)
-	l.Spec.LeaseDurationSeconds = ptr.To(int32(s.o.LeaseDuration / time.Second))
+	l.Spec.LeaseDurationSeconds = ptr.To(s.leaseSeconds())
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	var out *coordinationv1.Lease
 	var err error
@@ -395,7 +402,6 @@ func (s *Shards) hold(ctx context.Context, c string) (got bool, err error) {
 		delete(s.renewed, c)
 		s.mu.Unlock()
 		s.o.Logger.Warn("shards: the cluster's Lease changed under this replica", "cluster", c)
-		got = false
 	}
 	cur, err := s.leases.Get(ctx, ClusterLeaseName(c), metav1.GetOptions{})
 	fresh := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: ClusterLeaseName(c), Namespace: s.o.Namespace,
@@ -415,7 +421,7 @@ func (s *Shards) hold(ctx context.Context, c string) (got bool, err error) {
 		fresh = cur.DeepCopy()
 	}
 	fresh.Spec.HolderIdentity = ptr.To(s.o.Identity)
-	fresh.Spec.LeaseDurationSeconds = ptr.To(int32(s.o.LeaseDuration / time.Second))
+	fresh.Spec.LeaseDurationSeconds = ptr.To(s.leaseSeconds())
 	fresh.Spec.AcquireTime = &metav1.MicroTime{Time: now}
 	fresh.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	if fresh.Spec.LeaseTransitions == nil {
@@ -497,8 +503,8 @@ func (s *Shards) release(ctx context.Context, l *coordinationv1.Lease) {
 
 // releaseAll ends this replica's part at shutdown: no new writes, the
 // writes in progress waited for, every Lease released and membership ended.
-func (s *Shards) releaseAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (s *Shards) releaseAll(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	s.mu.Lock()
 	var cs []string
