@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,7 +147,7 @@ func TestAgentsWithHub(t *testing.T) {
 	// `fleetsync status --hub-kubeconfig` show the release rolled back at
 	// north, and south and east on v2.
 	addr := freeAddr(t)
-	startServe(t, "--hub-kubeconfig", f.Kubeconfig("hub"), "--listen", addr, "--poll", "1s", "--log-format", "json")
+	startVerb(t, "serve", "--hub-kubeconfig", f.Kubeconfig("hub"), "--listen", addr, "--poll", "1s", "--log-format", "json")
 	var st *daemon.Status
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -188,32 +187,4 @@ func TestAgentsWithHub(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Hub view of") || !strings.Contains(out, "RolledBack") {
 		t.Errorf("status --hub-kubeconfig (exit %d):\n%s", code, out)
 	}
-}
-
-// startServe runs `fleetsync serve` as a process of its own; it is killed
-// at the end of the test.
-func startServe(t *testing.T, args ...string) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	log, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("serve log:\n%s", b)
-		}
-	})
 }

@@ -32,13 +32,21 @@ func freeAddr(t *testing.T) string {
 // running main) and returns it; it is killed at the end of the test.
 func startDaemon(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
+	return startVerb(t, "run", args...)
+}
+
+// startVerb runs `fleetsync VERB args...` as a process of its own and
+// returns it; it is killed at the end of the test, and its output shown when
+// the test failed.
+func startVerb(t *testing.T, verb string, args ...string) *exec.Cmd {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, append([]string{"run"}, args...)...)
+	cmd := exec.Command(exe, append([]string{verb}, args...)...)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	log, err := os.Create(filepath.Join(t.TempDir(), "daemon.log"))
+	log, err := os.Create(filepath.Join(t.TempDir(), verb+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +59,7 @@ func startDaemon(t *testing.T, args ...string) *exec.Cmd {
 		_ = cmd.Wait()
 		if t.Failed() {
 			b, _ := os.ReadFile(log.Name())
-			t.Logf("daemon log:\n%s", b)
+			t.Logf("%s log:\n%s", verb, b)
 		}
 	})
 	return cmd
