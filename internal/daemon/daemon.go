@@ -87,6 +87,7 @@ type Daemon struct {
 	fetched  string      // newest commit fetched
 	ready    bool
 	lastDiff time.Time
+	logged   map[string]string // cluster/app -> the error last logged for it
 	flights  map[string]*flight // app -> its rollout in flight
 	fwg      sync.WaitGroup     // the flights' goroutines
 	current  *reconcile.Desired // the last cycle's render (the hub link publishes against it)
@@ -539,6 +540,22 @@ func (d *Daemon) rolloutEvent(e reconcile.RolloutEvent) {
 }
 
 func (d *Daemon) logPair(p reconcile.PairOutcome) {
+	// The same failure again (a held revision, a refused object, every
+	// cycle) is logged once, until the pair's outcome changes.
+	key, msg := p.Cluster+"/"+p.App, ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
+	d.mu.Lock()
+	if d.logged == nil {
+		d.logged = map[string]string{}
+	}
+	repeat := msg != "" && d.logged[key] == msg
+	d.logged[key] = msg
+	d.mu.Unlock()
+	if repeat {
+		return
+	}
 	attrs := []any{"cluster", p.Cluster, "app", p.App}
 	if p.ChangeSet != nil {
 		attrs = append(attrs, "revision", short(p.ChangeSet.Revision), "changes", summary(p.ChangeSet))
