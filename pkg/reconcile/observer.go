@@ -26,15 +26,7 @@ type observer struct {
 type clusterObs struct {
 	latest, taking *snapshot
 	wrote          map[string]time.Time // app -> when its last write here ended
-	took           time.Duration        // how long the last snapshot took
 }
-
-// fresh is how long a snapshot of the cluster serves: maxAge, or four times
-// what the last one took when that is longer, so that a cluster whose
-// objects take long to list (thousands of them, a busy API server) is not
-// listed again and again by the rollouts waiting on it: at most a fifth of
-// the time goes to listing it.
-func (o *observer) fresh(co *clusterObs) time.Duration { return max(o.maxAge, 4*co.took) }
 
 type snapshot struct {
 	start time.Time
@@ -74,7 +66,7 @@ func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*
 	co := o.cluster(c)
 	wrote := co.wrote[app]
 	now := time.Now()
-	if s := co.latest; s != nil && s.err == nil && s.start.After(wrote) && now.Sub(s.start) < o.fresh(co) {
+	if s := co.latest; s != nil && s.err == nil && s.start.After(wrote) && now.Sub(s.start) < o.maxAge {
 		o.mu.Unlock()
 		if obs, ok := s.of(app); ok {
 			return obs, nil
@@ -98,9 +90,6 @@ func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*
 		s.obs, s.err = m.ObserveAll(ctx)
 		close(s.done)
 		o.mu.Lock()
-		if s.err == nil {
-			co.took = time.Since(s.start)
-		}
 		if co.taking == s {
 			co.taking = nil
 		}
