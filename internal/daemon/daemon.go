@@ -87,7 +87,7 @@ type Daemon struct {
 	fetched  string      // newest commit fetched
 	ready    bool
 	lastDiff time.Time
-	logged   map[string]string // cluster/app -> the error last logged for it
+	logged   map[string]string  // cluster/app -> the error last logged for it
 	flights  map[string]*flight // app -> its rollout in flight
 	fwg      sync.WaitGroup     // the flights' goroutines
 	current  *reconcile.Desired // the last cycle's render (the hub link publishes against it)
