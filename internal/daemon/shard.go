@@ -74,7 +74,6 @@ type Shards struct {
 	renewed  map[string]time.Time             // cluster -> when its renewal was sent
 	draining map[string]bool                  // clusters being handed over
 	writes   map[string]int                   // writes in progress per cluster
-	refused  map[string]int                   // writes refused per cluster
 	changed  func()                           // the daemon's: holdings changed
 	member   *coordinationv1.Lease
 }
@@ -99,7 +98,7 @@ func NewShards(o ShardOptions) (*Shards, error) {
 	}
 	s := &Shards{o: o, cs: cs, leases: cs.CoordinationV1().Leases(o.Namespace),
 		held: map[string]*coordinationv1.Lease{}, renewed: map[string]time.Time{},
-		draining: map[string]bool{}, writes: map[string]int{}, refused: map[string]int{}}
+		draining: map[string]bool{}, writes: map[string]int{}}
 	s.idle = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -162,14 +161,6 @@ func (s *Shards) Members() []string {
 	return slices.Clone(s.members)
 }
 
-// Refused counts the writes refused on the cluster because this replica did
-// not hold it.
-func (s *Shards) Refused(cluster string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refused[cluster]
-}
-
 // NotOwnedError is a write refused because another replica holds the
 // cluster (or this one is handing it over).
 type NotOwnedError struct{ Cluster, Identity string }
@@ -189,7 +180,6 @@ func (s *Shards) Wrap(cluster string) func(http.RoundTripper) http.RoundTripper 
 			}
 			s.mu.Lock()
 			if !s.owns(cluster) {
-				s.refused[cluster]++
 				s.mu.Unlock()
 				if s.o.Refused != nil {
 					s.o.Refused(cluster)

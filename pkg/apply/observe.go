@@ -96,8 +96,7 @@ func (m *Manager) listLabelled(ctx context.Context, mapping *meta.RESTMapping, n
 			out = append(out, &l.Items[i])
 		}
 	}
-	list := func(ns string) (*unstructured.UnstructuredList, error) { return m.list(ctx, mapping, ns, opts) }
-	l, err := list("")
+	l, err := m.list(ctx, mapping, "", opts)
 	if err == nil {
 		add(l)
 		return out, nil
@@ -106,7 +105,7 @@ func (m *Manager) listLabelled(ctx context.Context, mapping *meta.RESTMapping, n
 		return nil, err
 	}
 	for ns := range namespaces {
-		l, err := list(ns)
+		l, err := m.list(ctx, mapping, ns, opts)
 		if err != nil {
 			return nil, fmt.Errorf("in %q: %w", ns, err)
 		}
