@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,6 +41,14 @@ func TestAgentsWithHub(t *testing.T) {
 	if _, err := dynamic.NewForConfigOrDie(hubCfg).Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).
 		Apply(context.Background(), hub.Namespace, ns, metav1.ApplyOptions{FieldManager: "test", Force: true}); err != nil {
 		t.Fatal(err)
+	}
+	// States left on the hub by earlier tests (TestDeployHubRBAC publishes
+	// north's) are not this fleet's agents'.
+	for _, c := range []string{"north", "south", "east"} {
+		err := kubernetes.NewForConfigOrDie(hubCfg).CoreV1().ConfigMaps(hub.Namespace).Delete(context.Background(), hub.ObjectName(c), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
 	}
 	for _, c := range []string{"north", "south", "east"} {
 		own := t.TempDir() // the agent's credentials: its own cluster's only

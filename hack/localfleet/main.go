@@ -18,7 +18,7 @@ import (
 
 const usage = `localfleet: real Kubernetes control planes and registries on 127.0.0.1.
 
-  go run ./hack/localfleet up     --dir DIR --clusters north,south,east [--timeout 2m]
+  go run ./hack/localfleet up     --dir DIR --clusters north,south,east [--own-etcd C,...] [--timeout 2m]
   go run ./hack/localfleet down   --dir DIR
   go run ./hack/localfleet status --dir DIR
   go run ./hack/localfleet build  (only build the binaries into the cache)
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "", "fleet directory (kubeconfigs, registries.json, env.sh, pid files, logs)")
 	clusters := fs.String("clusters", "north,south,east", "comma-separated cluster names (up)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "start timeout, after the build (up)")
+	ownEtcd := fs.String("own-etcd", "", "comma-separated clusters that get an etcd of their own (up; fault tests restart it)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -55,7 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "up":
-		return up(ctx, *dir, strings.Split(*clusters, ","), *timeout, stdout, stderr)
+		var own []string
+		if *ownEtcd != "" {
+			own = strings.Split(*ownEtcd, ",")
+		}
+		return up(ctx, *dir, strings.Split(*clusters, ","), own, *timeout, stdout, stderr)
 	case "down":
 		if err := fleet.Down(ctx, *dir, stdout); err != nil {
 			return err
@@ -78,9 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func up(ctx context.Context, dir string, clusters []string, timeout time.Duration, stdout, stderr io.Writer) error {
+func up(ctx context.Context, dir string, clusters, ownEtcd []string, timeout time.Duration, stdout, stderr io.Writer) error {
 	start := time.Now()
-	f, err := fleet.Up(ctx, fleet.Options{Dir: dir, Clusters: clusters, Progress: stderr, Timeout: timeout})
+	f, err := fleet.Up(ctx, fleet.Options{Dir: dir, Clusters: clusters, OwnEtcd: ownEtcd, Progress: stderr, Timeout: timeout})
 	if err != nil {
 		return err
 	}

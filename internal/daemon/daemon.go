@@ -396,10 +396,19 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	if ctx.Err() != nil {
 		return // shutting down: nothing half-recorded
 	}
+	refused := map[string]string{}
 	for _, p := range removed {
 		d.logPair(p)
 		d.opts.Metrics.observePair(p)
+		if p.Err != nil {
+			refused[p.Cluster], _, _ = strings.Cut(p.Err.Error(), "\n")
+		}
 	}
+	d.mu.Lock()
+	for i := range d.status.Clusters {
+		d.status.Clusters[i].Removal = refused[d.status.Clusters[i].Name]
+	}
+	d.mu.Unlock()
 	var drifts *reconcile.DiffResult
 	if time.Since(d.lastDiff) >= d.opts.DriftInterval {
 		// Apps with a rollout in flight are left out: their rollout is

@@ -46,7 +46,7 @@ func NewMetrics() *Metrics {
 	m.rolloutState = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetsync_rollout_phase", Help: "1 for the phase an app's rollout is in."}, []string{"app", "phase"})
 	m.applied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_applied_objects_total", Help: "Objects handled by applies, by action (created, configured, unchanged, pruned, ...)."}, []string{"cluster", "action"})
 	m.revision = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetsync_source_revision_info", Help: "1 for the fleet repo revision in force."}, []string{"url", "revision"})
-	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_errors_total", Help: "Errors by stage (fetch, load, render, apply, health)."}, []string{"stage"})
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_errors_total", Help: "Errors by stage (fetch, load, render, apply, remove, health)."}, []string{"stage"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_webhook_requests_total", Help: "Webhook requests by provider and result."}, []string{"provider", "result"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_shard_writes_refused_total", Help: "Writes to a cluster refused because this replica did not hold its Lease (sharded replicas)."}, []string{"cluster"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetsync_kube_requests_total", Help: "API requests sent to each cluster, by kind (read: GET and HEAD; write: the rest)."}, []string{"cluster", "kind"})
@@ -132,7 +132,11 @@ func (m *Metrics) observePair(p reconcile.PairOutcome) {
 		return
 	}
 	if p.Err != nil {
-		m.errors.WithLabelValues("apply").Inc()
+		stage := "apply"
+		if p.Removed {
+			stage = "remove"
+		}
+		m.errors.WithLabelValues(stage).Inc()
 	}
 }
 

@@ -70,6 +70,9 @@ type ClusterStatus struct {
 	LastSeen time.Time `json:"lastSeen,omitzero"`
 	// Error is the last heartbeat's error while down.
 	Error string `json:"error,omitempty"`
+	// Removal is why the last removal of apps that left the repo failed or
+	// was refused on this cluster (mass removal), while it lasts.
+	Removal string `json:"removal,omitempty"`
 	// Apps targeting the cluster, sorted by name.
 	Apps []AppStatus `json:"apps"`
 }

@@ -215,3 +215,29 @@ func (f *Fleet) Binary(t testing.TB, name string) string {
 	}
 	return filepath.Join(lf.BinDir, name)
 }
+
+// StopProcess stops one process of the fleet (e.g. "north-kube-apiserver",
+// "etcd-west" of a cluster started with its own etcd), for fault tests.
+func (f *Fleet) StopProcess(t testing.TB, name string) {
+	t.Helper()
+	lf, err := fleet.Load(f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lf.StopProcess(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartProcess starts a process stopped by StopProcess again, with the
+// arguments it was first started with.
+func (f *Fleet) StartProcess(t testing.TB, name string) {
+	t.Helper()
+	lf, err := fleet.Load(f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lf.StartProcess(name); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/fleetsync/fleetsync/api/v1alpha1"
 )
 
 // Normalize returns a copy of an object without the fields the server populates
@@ -198,4 +200,63 @@ func matchItem(item any, index int, set map[string]any) (map[string]any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// asLiveRevision returns desired with the live object's
+// fleetsync.dev/revision, for comparing the two: a commit that does not change
+// an object's content is no reason to write it, so the live object keeps the
+// revision at which fleetsync last changed it (docs/apply.md). It returns nil
+// when both do not carry the annotation or it is the same.
+func asLiveRevision(desired, live *unstructured.Unstructured) *unstructured.Unstructured {
+	want, ok := desired.GetAnnotations()[v1alpha1.AnnotationRevision]
+	if !ok || live == nil {
+		return nil
+	}
+	had, ok := live.GetAnnotations()[v1alpha1.AnnotationRevision]
+	if !ok || had == want {
+		return nil
+	}
+	md, _ := desired.Object["metadata"].(map[string]any)
+	ann, _ := md["annotations"].(map[string]any)
+	ann2 := make(map[string]any, len(ann))
+	for k, v := range ann {
+		ann2[k] = v
+	}
+	ann2[v1alpha1.AnnotationRevision] = had
+	md2 := make(map[string]any, len(md))
+	for k, v := range md {
+		md2[k] = v
+	}
+	md2["annotations"] = ann2
+	obj := make(map[string]any, len(desired.Object))
+	for k, v := range desired.Object {
+		obj[k] = v
+	}
+	obj["metadata"] = md2
+	return &unstructured.Unstructured{Object: obj}
+}
+
+// matchesLive reports whether a server-side apply of desired would change the
+// live object, the revision annotation aside: from the fields fleetsync owns
+// (ownedMatches), without a request.
+func matchesLive(live, desired *unstructured.Unstructured, manager string) bool {
+	if ownedMatches(live, desired, manager) {
+		return true
+	}
+	if d := asLiveRevision(desired, live); d != nil {
+		return ownedMatches(live, d, manager)
+	}
+	return false
+}
+
+// equalButRevision reports whether a dry-run result equals the live object
+// once the revision annotation the dry run set is put back to the live one.
+func equalButRevision(dry, live *unstructured.Unstructured) bool {
+	if Equal(dry, live) {
+		return true
+	}
+	if d := asLiveRevision(dry, live); d != nil {
+		return Equal(d, live)
+	}
+	return false
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fleetsync/fleetsync/pkg/apply"
 )
@@ -104,5 +106,71 @@ func TestApplyChangedObjectWritesAtOnce(t *testing.T) {
 	wantAction(t, cs, "Deployment", e.ns, "web", apply.Unchanged)
 	if d, w := e.cnt.dryRuns.Load(), e.cnt.writes.Load(); d != 0 || w != 2 {
 		t.Fatalf("changed ConfigMap: %d dry runs and %d writes, want 0 and 2 (the object, the inventory):\n%s", d, w, e.cnt.writeLog())
+	}
+}
+
+// TestCommitKeepsUnchangedObjects: a commit that changes one object of an app
+// writes that object only. The others keep the fleetsync.dev/revision of the
+// commit that last changed them (no write, no dry run), and diff finds
+// nothing to do afterwards; with the change undone by hand, diff and apply
+// see it again.
+func TestCommitKeepsUnchangedObjects(t *testing.T) {
+	e := newEnv(t)
+	stamped := func(stream, rev string) []*unstructured.Unstructured {
+		out := objs(t, e.ns, stream)
+		for _, o := range out {
+			ann := o.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann["fleetsync.dev/revision"] = rev
+			o.SetAnnotations(ann)
+		}
+		return out
+	}
+	mustApply(t, e, apply.Request{App: "web", Revision: "r1", Objects: stamped(webApp, "r1"), InputsDigest: "in1"})
+	e.cnt.reset()
+	changed := strings.Replace(webApp, "color: blue", "color: green", 1)
+	cs := mustApply(t, e, apply.Request{App: "web", Revision: "r2", Objects: stamped(changed, "r2"), InputsDigest: "in2"})
+	wantAction(t, cs, "ConfigMap", e.ns, "web-config", apply.Configured)
+	wantAction(t, cs, "Deployment", e.ns, "web", apply.Unchanged)
+	if d, w := e.cnt.dryRuns.Load(), e.cnt.writes.Load(); d != 0 || w != 2 {
+		t.Fatalf("one object changed by the commit: %d dry runs and %d writes, want 0 and 2 (the object, the inventory):\n%s", d, w, e.cnt.writeLog())
+	}
+	rev := func(gvr schema.GroupVersionResource, name string) string {
+		u, err := e.dyn.Resource(gvr).Namespace(e.ns).Get(ctxT(t), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.GetAnnotations()["fleetsync.dev/revision"]
+	}
+	deploy := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	cm := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	if got := rev(deploy, "web"); got != "r1" {
+		t.Errorf("unchanged Deployment: revision %q, want r1 (the commit that last changed it)", got)
+	}
+	if got := rev(cm, "web-config"); got != "r2" {
+		t.Errorf("changed ConfigMap: revision %q, want r2", got)
+	}
+	for _, p := range e.m.Preview(ctxT(t), apply.Request{App: "web", Revision: "r2", Objects: stamped(changed, "r2")}) {
+		if p.Err != nil || !p.InSync {
+			t.Errorf("diff after the apply: %s in sync %v (%v), want in sync", p.Object, p.InSync, p.Err)
+		}
+	}
+	// A person's edit of the unchanged object is still drift, and the next
+	// commit's apply corrects it.
+	if _, err := e.dyn.Resource(deploy).Namespace(e.ns).Patch(ctxT(t), "web", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range e.m.Preview(ctxT(t), apply.Request{App: "web", Revision: "r3", Objects: stamped(changed, "r3")}) {
+		if p.Object.Kind == "Deployment" && p.InSync {
+			t.Errorf("diff after kubectl edit: the Deployment is in sync, want drift")
+		}
+	}
+	cs = mustApply(t, e, apply.Request{App: "web", Revision: "r3", Objects: stamped(changed, "r3"), InputsDigest: "in2"})
+	wantAction(t, cs, "Deployment", e.ns, "web", apply.Configured)
+	if got := rev(deploy, "web"); got != "r3" {
+		t.Errorf("corrected Deployment: revision %q, want r3", got)
 	}
 }

@@ -105,7 +105,7 @@ func (m *Manager) previewOne(ctx context.Context, app string, t *target, p *Prev
 		return
 	}
 	mgrs := takeoverManagers(t.live, m.opts.TakeOver)
-	if len(mgrs) == 0 && ownedMatches(t.live, t.obj, m.opts.FieldManager) {
+	if len(mgrs) == 0 && matchesLive(t.live, t.obj, m.opts.FieldManager) {
 		p.InSync = true
 		return
 	}
@@ -132,7 +132,7 @@ func (m *Manager) previewOne(ctx context.Context, app string, t *target, p *Prev
 		p.TakenOver = mgrs
 	}
 	p.Merged = dry
-	p.InSync = Equal(dry, t.live)
+	p.InSync = equalButRevision(dry, t.live)
 }
 
 // Exists reports whether an object is on the cluster (a kind that is not served

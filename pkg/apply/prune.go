@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // prune deletes the inventory objects that left the desired set, when the
@@ -70,6 +71,11 @@ func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, desir
 		err = m.objErr(app, ref, "prune: get", err)
 		return Change{Object: ref, Action: Failed, Err: err}, err
 	}
+	if !appliedBy(live, m.opts.FieldManager) {
+		// Listed in the inventory (a person's edit of it, or a foreign
+		// object), but not written by fleetsync: never deleted.
+		return Change{Object: ref, Action: Skipped, Reason: fmt.Sprintf("not applied by fleetsync (no %q apply in its managedFields): left on the cluster", m.opts.FieldManager)}, nil
+	}
 	if live.GetAnnotations()[annotationPrune] == PruneDisabled {
 		return Change{Object: ref, Action: Skipped, Reason: annotationPrune + ": " + PruneDisabled + " (left on the cluster, no longer managed)"}, nil
 	}
@@ -100,4 +106,15 @@ func (m *Manager) pruneOne(ctx context.Context, app string, ref ObjectRef, desir
 		return Change{Object: ref, Action: Failed, Err: err}, err
 	}
 	return Change{Object: ref, Action: Pruned}, nil
+}
+
+// appliedBy reports whether the object carries a server-side apply of the
+// field manager: what fleetsync applied does, whoever edited it since.
+func appliedBy(live *unstructured.Unstructured, manager string) bool {
+	for _, mf := range live.GetManagedFields() {
+		if mf.Manager == manager && mf.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
 }

@@ -144,3 +144,42 @@ data: {a: b}
 		t.Fatalf("prune order %v, want the ConfigMap before its Namespace", order)
 	}
 }
+
+// TestPruneNeverDeletesForeignObjects: an object a person listed in an app's
+// inventory (an edit of the ConfigMap) is not deleted by prune, because
+// fleetsync never applied it (its managedFields say so); fleetsync's own
+// leftovers are pruned as usual.
+func TestPruneNeverDeletesForeignObjects(t *testing.T) {
+	e := newEnv(t)
+	mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 4), Prune: true})
+	foreign := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "foreign", "namespace": e.ns, "labels": map[string]any{"fleetsync.dev/app": "p"}},
+		"data":     map[string]any{"owner": "a person"},
+	}}
+	if _, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Create(ctxT(t), foreign, metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Get(ctxT(t), apply.InventoryName("p"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := inv.Object["data"].(map[string]any)
+	objects := data["objects"].(string)
+	data["objects"] = strings.Replace(objects, "[", fmt.Sprintf(`[{"version":"v1","kind":"ConfigMap","namespace":%q,"name":"foreign"},`, e.ns), 1)
+	if _, err := e.dyn.Resource(cmGVR).Namespace(e.ns).Update(ctxT(t), inv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs := mustApply(t, e, apply.Request{App: "p", Objects: configMaps(t, e.ns, 3), Prune: true})
+	wantAction(t, cs, "ConfigMap", e.ns, "cm-3", apply.Pruned)
+	c := wantAction(t, cs, "ConfigMap", e.ns, "foreign", apply.Skipped)
+	if !strings.Contains(c.Reason, "not applied by fleetsync") {
+		t.Errorf("foreign object skipped with reason %q, want it to say fleetsync did not apply it", c.Reason)
+	}
+	if !e.exists(t, "foreign") {
+		t.Fatal("prune deleted an object fleetsync never applied")
+	}
+	if e.exists(t, "cm-3") {
+		t.Error("cm-3 (fleetsync's) not pruned")
+	}
+}

@@ -64,7 +64,7 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 		r.takeOverAndApply(ctx, t, mgrs)
 		return
 	}
-	if ownedMatches(t.live, t.obj, m.opts.FieldManager) {
+	if matchesLive(t.live, t.obj, m.opts.FieldManager) {
 		r.record(Change{Object: t.ref, Action: Unchanged})
 		return
 	}
@@ -86,7 +86,7 @@ func (r *run) applyOne(ctx context.Context, t *target) {
 	if !ok {
 		return
 	}
-	if Equal(dry, t.live) {
+	if equalButRevision(dry, t.live) {
 		r.record(Change{Object: t.ref, Action: Unchanged})
 		return
 	}

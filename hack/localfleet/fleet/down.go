@@ -73,6 +73,7 @@ func Down(ctx context.Context, dir string, progress io.Writer) error {
 		for _, n := range names {
 			remove = append(remove, filepath.Base(n))
 			remove = append(remove, strings.TrimSuffix(filepath.Base(n), ".kubeconfig"))
+			remove = append(remove, "etcd-"+strings.TrimSuffix(filepath.Base(n), ".kubeconfig"))
 		}
 	}
 	for _, r := range remove {

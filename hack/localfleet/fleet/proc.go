@@ -24,6 +24,10 @@ type Process struct {
 	Log       string        `json:"log"`
 	Started   time.Time     `json:"started"`
 	StartTime time.Duration `json:"startTime"` // from spawn to ready
+	// Args and Env are what it was started with, so that a fault test can
+	// stop it and start it again (Fleet.Restart).
+	Args []string `json:"args,omitempty"`
+	Env  []string `json:"env,omitempty"`
 
 	done chan struct{} // closed when the process exits; only in the process that started it
 }
@@ -44,7 +48,8 @@ func spawn(dir string, p *Process, attached bool, env []string, args ...string) 
 		return err
 	}
 	p.Log = filepath.Join(logDir, p.Name+".log")
-	logFile, err := os.Create(p.Log)
+	p.Args, p.Env = args, env
+	logFile, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("%s: create log: %w", p.Name, err)
 	}

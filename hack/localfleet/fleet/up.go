@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ type Options struct {
 	Attached bool
 	// Timeout bounds the start after the build; zero means 2 minutes.
 	Timeout time.Duration
+	// OwnEtcd names clusters that get an etcd of their own (etcd-<cluster>)
+	// instead of a prefix of the shared one, so that a fault test can stop
+	// and restart one cluster's storage alone.
+	OwnEtcd []string
 }
 
 // Cluster is one started control plane.
@@ -44,6 +49,8 @@ type Fleet struct {
 	Clusters   []Cluster     `json:"clusters"`
 	Registries Registries    `json:"registries"`
 	Etcd       string        `json:"etcd"`
+	// OwnEtcd is the etcd of each cluster that has one of its own.
+	OwnEtcd map[string]string `json:"ownEtcd,omitempty"`
 	Processes  []*Process    `json:"processes"`
 	StartTime  time.Duration `json:"startTime"`
 
@@ -162,6 +169,23 @@ func (f *Fleet) start(ctx context.Context, bins Binaries, opts Options) error {
 	f.Registries = Registries{Source: addr(srcPort), Mirrors: map[string]string{}}
 	mirrorPorts := map[string]int{}
 	apiPorts := map[string]int{}
+	ownEtcd := map[string][2]int{}
+	for _, c := range opts.OwnEtcd {
+		if !slices.Contains(opts.Clusters, c) {
+			return fmt.Errorf("localfleet: --own-etcd %s: not a cluster of this fleet", c)
+		}
+		var ports [2]int
+		for i := range ports {
+			if ports[i], err = pp.pick(ctx, 0); err != nil {
+				return err
+			}
+		}
+		ownEtcd[c] = ports
+		if f.OwnEtcd == nil {
+			f.OwnEtcd = map[string]string{}
+		}
+		f.OwnEtcd[c] = "http://" + addr(ports[0])
+	}
 	for i, c := range opts.Clusters {
 		if mirrorPorts[c], err = pp.pick(ctx, DefaultMirrorPorts()[c]); err != nil {
 			return err
@@ -178,7 +202,10 @@ func (f *Fleet) start(ctx context.Context, bins Binaries, opts Options) error {
 		regs[c] = p
 	}
 	var tasks []func() error
-	tasks = append(tasks, func() error { return f.startEtcd(ctx, bins, etcdPort, peerPort, opts.Attached) })
+	tasks = append(tasks, func() error { return f.startEtcd(ctx, bins, "etcd", etcdPort, peerPort, opts.Attached) })
+	for c, ports := range ownEtcd {
+		tasks = append(tasks, func() error { return f.startEtcd(ctx, bins, "etcd-"+c, ports[0], ports[1], opts.Attached) })
+	}
 	for name, port := range regs {
 		tasks = append(tasks, func() error { return f.startRegistry(ctx, bins, name, port, opts.Attached) })
 	}
@@ -221,12 +248,15 @@ func parallel(tasks []func() error) error {
 	return errors.Join(errs...)
 }
 
-func (f *Fleet) startEtcd(ctx context.Context, bins Binaries, port, peer int, attached bool) error {
-	data := filepath.Join(f.Dir, "etcd")
+func (f *Fleet) startEtcd(ctx context.Context, bins Binaries, name string, port, peer int, attached bool) error {
+	data := filepath.Join(f.Dir, name)
 	if err := os.RemoveAll(data); err != nil {
-		return fmt.Errorf("etcd: clean %s: %w", data, err)
+		return fmt.Errorf("%s: clean %s: %w", name, data, err)
 	}
-	p := &Process{Name: "etcd", Component: "etcd", Address: addr(port), Bin: bins.Path(BinEtcd)}
+	p := &Process{Name: name, Component: "etcd", Address: addr(port), Bin: bins.Path(BinEtcd)}
+	if c, ok := strings.CutPrefix(name, "etcd-"); ok {
+		p.Cluster = c
+	}
 	peerURL := "http://" + addr(peer)
 	if err := spawn(f.Dir, p, attached, nil,
 		"--name=localfleet", "--data-dir="+data,
@@ -280,7 +310,7 @@ func (f *Fleet) startCluster(ctx context.Context, bins Binaries, name string, po
 	}
 	api := &Process{Name: name + "-kube-apiserver", Component: "kube-apiserver", Cluster: name, Address: addr(port), Bin: bins.Path(BinAPIServer)}
 	if err := spawn(f.Dir, api, attached, nil,
-		"--etcd-servers="+f.Etcd, "--etcd-prefix=/localfleet/"+name,
+		"--etcd-servers="+f.etcdOf(name), "--etcd-prefix=/localfleet/"+name,
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", port), "--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none", "--cert-dir="+filepath.Join(cdir, "certs"),
 		"--tls-cert-file="+pki.path("apiserver.crt"), "--tls-private-key-file="+pki.path("apiserver.key"),
@@ -354,6 +384,14 @@ func (f *Fleet) startCluster(ctx context.Context, bins Binaries, name string, po
 	}
 	sched.StartTime = time.Since(sched.Started)
 	return cl, nil
+}
+
+// etcdOf is the etcd a cluster's API server stores in.
+func (f *Fleet) etcdOf(cluster string) string {
+	if e, ok := f.OwnEtcd[cluster]; ok {
+		return e
+	}
+	return f.Etcd
 }
 
 // save writes DIR/fleet.json, DIR/registries.json and DIR/env.sh.
