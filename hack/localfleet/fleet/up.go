@@ -44,15 +44,15 @@ type Cluster struct {
 
 // Fleet is a running local fleet, as recorded in DIR/fleet.json.
 type Fleet struct {
-	Dir        string        `json:"dir"`
-	BinDir     string        `json:"binDir"`
-	Clusters   []Cluster     `json:"clusters"`
-	Registries Registries    `json:"registries"`
-	Etcd       string        `json:"etcd"`
+	Dir        string     `json:"dir"`
+	BinDir     string     `json:"binDir"`
+	Clusters   []Cluster  `json:"clusters"`
+	Registries Registries `json:"registries"`
+	Etcd       string     `json:"etcd"`
 	// OwnEtcd is the etcd of each cluster that has one of its own.
-	OwnEtcd map[string]string `json:"ownEtcd,omitempty"`
-	Processes  []*Process    `json:"processes"`
-	StartTime  time.Duration `json:"startTime"`
+	OwnEtcd   map[string]string `json:"ownEtcd,omitempty"`
+	Processes []*Process        `json:"processes"`
+	StartTime time.Duration     `json:"startTime"`
 
 	mu sync.Mutex
 }
