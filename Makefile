@@ -11,9 +11,11 @@ CLUSTERS ?= north,south,east
 # The test fleet adds a hub cluster (agents coordinating through it).
 TEST_CLUSTERS ?= north,south,east,west,center,hub
 TEST_FLAGS ?= -count=1 -timeout 40m
+# The fault suite's own fleet: the test clusters, west with an etcd of its own.
+E2E_FLEET_DIR ?= $(CURDIR)/.e2efleet
 FUZZTIME ?= 20s
 
-.PHONY: all build test lint generate verify fuzz bench scale image demo demo-down fleet-up fleet-down clean clicompare golden
+.PHONY: all build test e2e lint generate verify fuzz bench scale image demo demo-down fleet-up fleet-down clean clicompare golden
 
 all: build
 
@@ -31,6 +33,18 @@ test:
 	if [ $$status -eq 0 ]; then FLEETSYNC_TESTFLEET_DIR=$(TEST_FLEET_DIR) $(GO) test -race $(TEST_FLAGS) \
 	  ./pkg/render/ ./pkg/plan/ ./pkg/fleet/ ./pkg/apply/ ./pkg/drift/ ./pkg/reconcile/ ./internal/daemon/ ./cmd/fleetsync/ || status=$$?; fi; \
 	$(GO) run ./hack/localfleet down --dir $(TEST_FLEET_DIR) || true; \
+	exit $$status
+
+# e2e: the fault suite (docs/security.md): one fleetsync daemon process on a
+# local fleet of its own while API servers, an etcd, the git server and the
+# daemon itself fail; it prints the fault table. FLEETSYNC_FAULT_TABLE names
+# a file to write the table to.
+e2e:
+	@$(GO) run ./hack/localfleet down --dir $(E2E_FLEET_DIR) >/dev/null 2>&1 || true
+	$(GO) run ./hack/localfleet up --dir $(E2E_FLEET_DIR) --clusters $(TEST_CLUSTERS) --own-etcd west
+	@status=0; \
+	FLEETSYNC_TESTFLEET_DIR=$(E2E_FLEET_DIR) $(GO) test -tags e2e -count=1 -timeout 30m -run '^TestFault' -v ./cmd/fleetsync/ || status=$$?; \
+	$(GO) run ./hack/localfleet down --dir $(E2E_FLEET_DIR) || true; \
 	exit $$status
 
 $(GOLANGCI_LINT):

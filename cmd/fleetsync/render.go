@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -31,6 +32,7 @@ type renderFlags struct {
 	output           string
 	allowRemoteBases bool
 	kubeVersion      string
+	renderTimeout    time.Duration
 	offline          bool
 	images           imageFlags
 }
@@ -44,6 +46,7 @@ func (f *renderFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.output, "output", "o", "yaml", "output format: yaml or json")
 	fs.BoolVar(&f.allowRemoteBases, "allow-remote-bases", false, "allow remote (URL) resources in kustomizations")
 	fs.StringVar(&f.kubeVersion, "kube-version", render.DefaultKubeVersion, "Kubernetes version Helm renders with when a cluster's is unknown")
+	fs.DurationVar(&f.renderTimeout, "render-timeout", render.DefaultRenderTimeout, "how long one chart's templates may run before the pair fails")
 	fs.BoolVar(&f.offline, "offline", false, "do not resolve images: references of mirrored apps stay as written (no registry is contacted)")
 	f.images.BindFlags(fs)
 }
@@ -80,7 +83,7 @@ func runRender(cmd *cobra.Command, f *renderFlags) error {
 		return &exitError{code: 1, err: fmt.Errorf("load %s: %w", f.repo, err)}
 	}
 	defer closeRepo()
-	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion})
+	r := render.New(render.Options{AllowRemoteBases: f.allowRemoteBases, DefaultKubeVersion: f.kubeVersion, RenderTimeout: f.renderTimeout})
 	res := r.Render(ctx, repo, render.Selection{Clusters: f.clusters, Apps: f.apps})
 	if err := rewriteImages(ctx, cmd.ErrOrStderr(), f.offline, &f.images, repo, res); err != nil {
 		return &exitError{code: 1, err: err}

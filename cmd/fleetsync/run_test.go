@@ -40,13 +40,19 @@ func startDaemon(t *testing.T, args ...string) *exec.Cmd {
 // the test failed.
 func startVerb(t *testing.T, verb string, args ...string) *exec.Cmd {
 	t.Helper()
+	return startVerbLogged(t, verb, filepath.Join(t.TempDir(), verb+".log"), args...)
+}
+
+// startVerbLogged is startVerb with the process's output in logFile.
+func startVerbLogged(t *testing.T, verb, logFile string, args ...string) *exec.Cmd {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, append([]string{verb}, args...)...)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	log, err := os.Create(filepath.Join(t.TempDir(), verb+".log"))
+	log, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}

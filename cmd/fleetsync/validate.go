@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -16,10 +17,11 @@ import (
 
 // validateFlags are the flags of `fleetsync validate`.
 type validateFlags struct {
-	repo   string
-	output string
-	render bool
-	source sourceFlags
+	repo          string
+	output        string
+	render        bool
+	renderTimeout time.Duration
+	source        sourceFlags
 }
 
 // BindFlags adds validate's flags.
@@ -27,6 +29,7 @@ func (f *validateFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repo: a directory or a git URL")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text, json or yaml")
 	fs.BoolVar(&f.render, "render", true, "also render every (cluster, app) pair; --render=false checks the files only")
+	fs.DurationVar(&f.renderTimeout, "render-timeout", render.DefaultRenderTimeout, "how long one chart's templates may run before the pair fails")
 	f.source.BindFlags(fs)
 }
 
@@ -125,12 +128,15 @@ func validateRepo(ctx context.Context, f *validateFlags) (*validateReport, error
 	summary := &validateSummary{Clusters: len(repo.Clusters), Apps: len(repo.Apps), Policies: len(repo.ScalePolicies), Pairs: -1}
 	var warnings fleet.Problems
 	if f.render {
-		res := render.New(render.Options{}).Render(ctx, repo, render.Selection{})
+		res := render.New(render.Options{RenderTimeout: f.renderTimeout}).Render(ctx, repo, render.Selection{})
 		summary.Pairs = res.Stats.Pairs
 		problems = renderProblems(repo, res)
 		warnings = renderWarnings(repo, res)
 		// A second, independent render names the objects whose output is random.
-		again := render.New(render.Options{}).Render(ctx, repo, render.Selection{})
+		if len(problems) > 0 {
+			return &validateReport{Problems: problems.Sorted(), Warnings: warnings.Sorted()}, nil
+		}
+		again := render.New(render.Options{RenderTimeout: f.renderTimeout}).Render(ctx, repo, render.Selection{})
 		warnings = append(warnings, randomWarnings(repo, res, again)...)
 	}
 	if len(problems) > 0 {

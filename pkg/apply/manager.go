@@ -520,7 +520,12 @@ func (m *Manager) createNamespace(ctx context.Context, ns string) error {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns},
 	}}
-	if _, err := nsRes.Apply(ctx, ns, obj, metav1.ApplyOptions{FieldManager: m.opts.FieldManager, Force: true}); err != nil {
+	// A create, not a server-side apply: an apply by fleetsync's field
+	// manager of the bare Namespace would take away the labels and
+	// annotations that an app's own Namespace object, applied by the same
+	// manager a moment before (apps of one namespace apply concurrently),
+	// set on it.
+	if _, err := nsRes.Create(ctx, obj, metav1.CreateOptions{FieldManager: m.opts.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("cluster %s: Namespace/%s: create: %w", m.cluster.Name, ns, err)
 	}
 	return nil

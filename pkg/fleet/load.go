@@ -26,6 +26,19 @@ const (
 	maxSymlinkHops = 40
 )
 
+// MaxFileBytes bounds every file fleetsync reads from a fleet repo (fleet
+// files, manifests, chart files, values files): a larger file is refused
+// before it is read, with its name, so that a stray 100 MB file costs
+// nothing (docs/security.md). Kubernetes objects are far smaller (the API
+// server takes at most about 1.5 MiB per object); CRD bundles, the largest
+// manifests in common use, are a few MiB.
+const MaxFileBytes = 16 << 20
+
+// TooLarge is the message for a file over MaxFileBytes.
+func TooLarge(file string, size int64) string {
+	return fmt.Sprintf("%s: %d bytes, over the %d MiB limit of a file in the fleet repo: refused without reading it", file, size, MaxFileBytes>>20)
+}
+
 // Load reads the fleet repo rooted at fsys and validates it. When anything is
 // wrong it returns a nil Repo and Problems listing every problem found (sorted by
 // file and line); other errors (a cancelled ctx, an unreadable folder) are
@@ -253,6 +266,10 @@ func (l *loader) readFile(file string) ([]byte, bool) {
 	resolved, err := resolve(l.fsys, file)
 	if err != nil {
 		l.probs = append(l.probs, Problem{File: file, Message: err.Error()})
+		return nil, false
+	}
+	if fi, err := fs.Stat(l.fsys, resolved); err == nil && fi.Size() > MaxFileBytes {
+		l.probs = append(l.probs, Problem{File: file, Message: TooLarge(file, fi.Size())})
 		return nil, false
 	}
 	data, err := fs.ReadFile(l.fsys, resolved)

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -53,7 +54,15 @@ type Options struct {
 	// repositories; nil means a client trusting the system roots. Tests pass
 	// an httptest TLS server's Client() to trust its certificate.
 	HTTPClient *http.Client
+	// RenderTimeout bounds one Helm chart's template run (a template that
+	// loops forever); default DefaultRenderTimeout. Past it the pair fails
+	// with an error naming the chart; the abandoned run cannot be stopped
+	// (Go templates take no context) and ends with the process.
+	RenderTimeout time.Duration
 }
+
+// DefaultRenderTimeout is Options.RenderTimeout's default.
+const DefaultRenderTimeout = time.Minute
 
 // Renderer renders fleet repos. It is safe for concurrent use and holds the
 // content-addressed render cache: a later Render re-renders only the pairs
@@ -82,6 +91,9 @@ func New(opts Options) *Renderer {
 	}
 	if opts.DefaultKubeVersion == "" {
 		opts.DefaultKubeVersion = DefaultKubeVersion
+	}
+	if opts.RenderTimeout <= 0 {
+		opts.RenderTimeout = DefaultRenderTimeout
 	}
 	return &Renderer{opts: opts, cache: newRenderCache(), finished: newFinishCache(), keys: newKeyMemo(), charts: newChartStore(opts)}
 }

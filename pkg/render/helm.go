@@ -159,6 +159,31 @@ func helmNumbers(vals map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
+// helmTemplateWithin is helmTemplate bounded by timeout: Go templates take
+// no context, so a template that does not end is abandoned (it runs on
+// until the process ends) and the pair fails with an error that says so.
+func helmTemplateWithin(ctx context.Context, timeout time.Duration, ch *chart.Chart, release, namespace string, vals map[string]any, kube kubeInfo) (string, error) {
+	type result struct {
+		manifest string
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := helmTemplate(ctx, ch, release, namespace, vals, kube)
+		done <- result{m, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.manifest, r.err
+	case <-t.C:
+		return "", fmt.Errorf("its templates did not finish within %s (a loop that does not end?): render abandoned (--render-timeout)", timeout)
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
 // helmTemplate renders a chart client-only, like `helm template
 // --include-crds --skip-tests`, and returns the manifest stream: the
 // release's objects, then its hooks (test hooks left out: they never run).

@@ -136,6 +136,9 @@ func (run *renderRun) fly(ctx context.Context, f *flight, key string, spec *rend
 	}
 	d := newDeps()
 	objs, err := run.renderSource(ctx, spec, d)
+	if err == nil {
+		err = checkObjects(objs)
+	}
 	run.rendered.Add(1)
 	if f.err = err; err == nil {
 		f.src = run.r.cache.put(key, d, objs)
@@ -463,7 +466,7 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 		for _, w := range valueWarnings(ch.Values, s.Values, "") {
 			d.warn(w)
 		}
-		m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
+		m, err := helmTemplateWithin(ctx, run.r.opts.RenderTimeout, ch, s.Release, s.Namespace, s.Values, s.Kube)
 		if err != nil {
 			return nil, fmt.Errorf("helm template %s: %w", s.Chart, err)
 		}
@@ -479,7 +482,7 @@ func (run *renderRun) renderHelm(ctx context.Context, s *renderSpec, d *deps) ([
 	for _, w := range valueWarnings(ch.Values, s.Values, "") {
 		d.warn(w)
 	}
-	m, err := helmTemplate(ctx, ch, s.Release, s.Namespace, s.Values, s.Kube)
+	m, err := helmTemplateWithin(ctx, run.r.opts.RenderTimeout, ch, s.Release, s.Namespace, s.Values, s.Kube)
 	if err != nil {
 		return nil, fmt.Errorf("helm template %s: %w", p, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/fleetsync/fleetsync/pkg/fleet"
 )
 
 // snapshot is a read-only copy of the repo's files, symlinks resolved. Links
@@ -21,7 +23,7 @@ import (
 type snapshot struct {
 	files    map[string][]byte // clean repo-relative path -> content
 	dirs     map[string][]string
-	badLinks map[string]string // path -> why it is refused
+	badLinks map[string]string // path -> why it is refused (a symlink out of the repo, a file over fleet.MaxFileBytes)
 
 	mu      sync.Mutex
 	digests map[string]string
@@ -132,9 +134,17 @@ func (s *snapshot) copyDir(fsys fs.FS, src, dst string, depth int, prev *snapsho
 				continue
 			}
 		}
+		if fi, err := e.Info(); err == nil && fi.Size() > fleet.MaxFileBytes {
+			s.badLinks[dp] = fleet.TooLarge(sp, fi.Size())
+			continue
+		}
 		b, err := fs.ReadFile(fsys, sp)
 		if err != nil {
 			return false, err
+		}
+		if why := aliasBomb(sp, b); why != "" {
+			s.badLinks[dp] = why
+			continue
 		}
 		s.files[dp] = b
 	}
@@ -191,6 +201,10 @@ func (s *snapshot) copyLink(fsys fs.FS, sp, dp string, depth int) error {
 		s.linked[dp] = true
 		_, err := s.copyDir(fsys, target, dp, depth+1, nil)
 		return err
+	}
+	if fi.Size() > fleet.MaxFileBytes {
+		s.badLinks[dp] = fleet.TooLarge(sp, fi.Size())
+		return nil
 	}
 	b, err := fs.ReadFile(fsys, target)
 	if err != nil {

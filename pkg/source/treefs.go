@@ -171,6 +171,16 @@ func findEntry(t *object.Tree, name string) *object.TreeEntry {
 func (f *TreeFS) info(n node) (*fileInfo, error) {
 	fi := &fileInfo{name: n.name, mode: toFSMode(n.mode), mtime: f.mtime}
 	if n.mode.IsFile() || n.mode == filemode.Symlink {
+		// The size alone when the storage can tell it (a loose object's
+		// header, a pack's entry) without inflating the blob.
+		if st, ok := f.store.(interface {
+			EncodedObjectSize(plumbing.Hash) (int64, error)
+		}); ok {
+			if size, err := st.EncodedObjectSize(n.hash); err == nil {
+				fi.size = size
+				return fi, nil
+			}
+		}
 		obj, err := f.store.EncodedObject(plumbing.BlobObject, n.hash)
 		if err != nil {
 			return nil, fmt.Errorf("read blob %s: %w", n.hash, err)
