@@ -78,7 +78,7 @@ stringData: {password: %q}
 	record("plan", out)
 	out, _ = runCLI(t, "plan", "--repo", r.dir, "--base", base, "--head", head, "-o", "json")
 	record("plan -o json", out)
-	out, errOut, _ := runApplyOrDiff(t, "apply", r.args(f, "--health-timeout", "20s")...)
+	out, errOut, _ := runApplyOrDiff(t, "apply", r.args(f, "apply", "--timeout", "20s", "-v")[1:]...)
 	record("apply", out+errOut) // the tls Secret without tls.crt is refused
 	if !strings.Contains(out+errOut, "refused") {
 		t.Errorf("apply: the invalid Secret is not reported:\n%s", out+errOut)

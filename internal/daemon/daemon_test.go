@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"go.uber.org/goleak"
 	"io"
 	"log/slog"
 	"net"
@@ -171,6 +172,24 @@ func newWorldWith(t testing.TB, o worldOptions) *world {
 		Logger:  traceLogger(),
 	})
 	w.hook = w.d.GitHubWebhook(w.secret)
+	// Once Run has returned (the cleanup below runs first), nothing it
+	// started may still run: heartbeats, rollouts, fetches. Idle keep-alive
+	// connections of the clusters' transports outlive it by design.
+	leakOpts := []goleak.Option{goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*http2ClientConn).readLoop"),
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"),
+		// the test's own proxies, closed after this check
+		goleak.IgnoreAnyFunction("github.com/fleetsync/fleetsync/internal/daemon_test.(*tcpProxy).serve.func1"),
+		goleak.IgnoreAnyFunction("github.com/fleetsync/fleetsync/internal/daemon_test.(*tcpProxy).serve.func1.1"),
+		goleak.IgnoreAnyFunction("github.com/fleetsync/fleetsync/internal/daemon_test.(*tcpProxy).serve.func1.2"),
+	}
+	t.Cleanup(func() {
+		if err := goleak.Find(leakOpts...); err != nil {
+			t.Errorf("goroutines left running after Run returned: %v", err)
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.d.Run(ctx) }()

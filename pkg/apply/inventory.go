@@ -2,11 +2,14 @@ package apply
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -180,7 +183,11 @@ func (m *Manager) Inventory(ctx context.Context, app string) (*Inventory, error)
 
 func decodeInventory(data map[string]string) (*Inventory, error) {
 	inv := &Inventory{App: data["app"], Revision: data["revision"], Digest: data["digest"], Prune: data["prune"] == "true", Fleet: data["fleet"]}
-	if s := data["objects"]; s != "" {
+	objects, err := getLarge(data, "objects")
+	if err != nil {
+		return nil, err
+	}
+	if s := objects; s != "" {
 		if err := json.Unmarshal([]byte(s), &inv.Objects); err != nil {
 			return nil, fmt.Errorf("key objects: %w", err)
 		}
@@ -210,7 +217,11 @@ func decodeInventory(data map[string]string) (*Inventory, error) {
 	inv.SourceDigest = data["sourceDigest"]
 	inv.Succeeded = data["succeeded"]
 	inv.Inputs = data["inputs"]
-	if s := data["objectDigests"]; s != "" {
+	digests, err := getLarge(data, "objectDigests")
+	if err != nil {
+		return nil, err
+	}
+	if s := digests; s != "" {
 		if err := json.Unmarshal([]byte(s), &inv.ObjectDigests); err != nil {
 			return nil, fmt.Errorf("key objectDigests: %w", err)
 		}
@@ -237,8 +248,10 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 		"app":      inv.App,
 		"revision": inv.Revision,
 		"digest":   inv.Digest,
-		"objects":  objs.String(),
 		"prune":    strconv.FormatBool(inv.Prune),
+	}
+	if err := putLarge(data, "objects", objs.Bytes()); err != nil {
+		return nil, err
 	}
 	if inv.Fleet != "" {
 		data["fleet"] = inv.Fleet
@@ -281,9 +294,65 @@ func encodeInventory(inv *Inventory) (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		data["objectDigests"] = string(b) + "\n"
+		if err := putLarge(data, "objectDigests", append(b, '\n')); err != nil {
+			return nil, err
+		}
 	}
 	return data, nil
+}
+
+// largeValue is the size from which a list of the inventory is stored
+// gzipped (under KEY.gz, base64): a ConfigMap holds at most 1 MiB, and an
+// app of 10,000 objects lists about 1.3 MB of references and digests
+// (docs/apply.md). Smaller inventories stay readable with kubectl.
+const largeValue = 128 << 10
+
+// maxInflated bounds what a gzipped value may inflate to when read (a
+// person's edit must not be a zip bomb).
+const maxInflated = 64 << 20
+
+func putLarge(data map[string]string, key string, b []byte) error {
+	if len(b) < largeValue {
+		data[key] = string(b)
+		return nil
+	}
+	var z bytes.Buffer
+	w, err := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	data[key+".gz"] = base64.StdEncoding.EncodeToString(z.Bytes())
+	return nil
+}
+
+// getLarge returns the value of key, inflating KEY.gz when that is where it is.
+func getLarge(data map[string]string, key string) (string, error) {
+	gz, ok := data[key+".gz"]
+	if !ok {
+		return data[key], nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(gz)
+	if err != nil {
+		return "", fmt.Errorf("key %s.gz: %w", key, err)
+	}
+	r, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return "", fmt.Errorf("key %s.gz: %w", key, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxInflated+1))
+	if err != nil {
+		return "", fmt.Errorf("key %s.gz: %w", key, err)
+	}
+	if len(b) > maxInflated {
+		return "", fmt.Errorf("key %s.gz: inflates to more than %d MiB", key, maxInflated>>20)
+	}
+	return string(b), nil
 }
 
 // writeInventory stores inv unless it equals old; it creates the inventory

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -53,4 +54,41 @@ func normalizeInv(inv *Inventory) Inventory {
 		out.ObjectDigests = nil
 	}
 	return out
+}
+
+// TestLargeInventoryFits: the inventory of an app of 10,000 objects (and of
+// 20,000) is stored gzipped under the ConfigMap limit of 1 MiB and reads back
+// the same; a small one stays plain.
+func TestLargeInventoryFits(t *testing.T) {
+	for _, n := range []int{10, 10_000, 20_000} {
+		inv := &Inventory{App: "big", Revision: "r", Digest: "sha256:x", ObjectDigests: map[string]string{}}
+		for i := range n {
+			ref := ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "big-namespace", Name: fmt.Sprintf("config-%06d", i)}
+			inv.Objects = append(inv.Objects, ref)
+			inv.ObjectDigests[ref.key()] = fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15)
+		}
+		data, err := encodeInventory(inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for k, v := range data {
+			size += len(k) + len(v)
+		}
+		_, gz := data["objects.gz"]
+		t.Logf("%d objects: %d bytes stored (gzipped: %v)", n, size, gz)
+		if size > 1<<20 {
+			t.Errorf("%d objects: the inventory takes %d bytes, over the 1 MiB of a ConfigMap", n, size)
+		}
+		if gz != (n >= 10_000) {
+			t.Errorf("%d objects: gzipped %v", n, gz)
+		}
+		back, err := decodeInventory(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Objects, inv.Objects) || !reflect.DeepEqual(back.ObjectDigests, inv.ObjectDigests) {
+			t.Errorf("%d objects: the inventory does not read back the same", n)
+		}
+	}
 }
