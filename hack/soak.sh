@@ -86,7 +86,7 @@ applied_everywhere() {
 import json, sys
 st = json.load(sys.stdin)
 apps = [a for c in st["clusters"] for a in c["apps"]]
-print("yes" if apps and all(a["sync"] == "Synced" and a.get("revision") == sys.argv[1] for a in apps) else "no")' "$1" || echo no
+print("yes" if apps and all(a["sync"] == "Synced" and a.get("revision") == sys.argv[1] for a in apps) else "no")' "$1" 2>/dev/null || echo no
 }
 figures() { # label: RSS MB, goroutines, fds, mean reconcile seconds (cumulative)
   local rss fds gor sum cnt

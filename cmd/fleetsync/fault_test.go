@@ -10,12 +10,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -156,6 +160,17 @@ type faultSuite struct {
 	clients map[string]kubernetes.Interface
 	version int
 	rows    []faultRow
+	// clusters are the suite's (faultClusters when nil); commit makes the
+	// recovery commit (commitAll when nil).
+	clusters []string
+	commit   func(msg string) string
+}
+
+func (s *faultSuite) clusterNames() []string {
+	if s.clusters != nil {
+		return s.clusters
+	}
+	return faultClusters
 }
 
 // snapshot lists the apps' objects (their Namespaces, and the Deployments
@@ -164,7 +179,7 @@ type faultSuite struct {
 func (s *faultSuite) snapshot() (out map[objKey]objState, down map[string]bool) {
 	s.t.Helper()
 	out, down = map[objKey]objState{}, map[string]bool{}
-	for _, c := range faultClusters {
+	for _, c := range s.clusterNames() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := s.snapshotCluster(ctx, c, out)
 		cancel()
@@ -261,11 +276,11 @@ func (s *faultSuite) startDaemon() {
 
 // converged reports whether every app is Synced and Healthy at rev on
 // every cluster, with no source error.
-func converged(st *daemon.Status, rev string, apps []string) bool {
+func converged(st *daemon.Status, rev string, apps, clusters []string) bool {
 	if st == nil || st.Source.Revision != rev || st.Source.Error != "" {
 		return false
 	}
-	for _, c := range faultClusters {
+	for _, c := range clusters {
 		cs := st.Cluster(c)
 		if cs == nil || !cs.Up {
 			return false
@@ -290,7 +305,7 @@ func (s *faultSuite) commitAll(msg string) string {
 func (s *faultSuite) waitConverged(rev string, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if st, _ := s.status(); converged(st, rev, s.repo.apps) {
+		if st, _ := s.status(); converged(st, rev, s.repo.apps, s.clusterNames()) {
 			return true
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -348,7 +363,11 @@ func (s *faultSuite) run(sc scenario) {
 		sc.end()
 	}
 	start := time.Now()
-	rev := s.commitAll("after " + sc.name)
+	commit := s.commit
+	if commit == nil {
+		commit = s.commitAll
+	}
+	rev := commit("after " + sc.name)
 	row.recovered = s.waitConverged(rev, 120*time.Second)
 	row.recoverDuration = time.Since(start)
 	after, down := s.snapshot()
@@ -388,7 +407,10 @@ func (s *faultSuite) printTable() {
 	_ = tw.Flush()
 	fmt.Printf("\nFAULT TABLE\n%s\n", b.String())
 	if out := os.Getenv("FLEETSYNC_FAULT_TABLE"); out != "" {
-		_ = os.WriteFile(out, b.Bytes(), 0o644)
+		if fh, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			_, _ = fh.Write(b.Bytes())
+			_ = fh.Close()
+		}
 	}
 }
 
@@ -582,7 +604,7 @@ func TestFaultSuite(t *testing.T) {
 		},
 		visible: func(st *daemon.Status, m string) string {
 			head := gittest.Run(t, r.dir, "rev-parse", "HEAD")
-			if converged(st, head, r.apps) {
+			if converged(st, head, r.apps, faultClusters) {
 				return "source.revision follows the new head"
 			}
 			return ""
@@ -789,4 +811,98 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestFaultRegistry: the source registry of a mirrored app answers 500, then
+// 429, while a commit with a new image arrives: nothing is applied with an
+// unpinned or missing image, nothing is deleted, the error shows in the
+// status API, and once the registry answers again the commit goes out with
+// the image mirrored and pinned. It adds its rows to the fault table.
+func TestFaultRegistry(t *testing.T) {
+	gittest.SkipWithoutGit(t)
+	f := testfleet.Get(t)
+	var fault atomic.Int32 // 0 pass, else the status answered
+	target, _ := url.Parse("http://" + f.Registries.Source)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code := int(fault.Load()); code != 0 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}`, code)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	registry := strings.TrimPrefix(proxy.URL, "http://")
+	r := newRolloutRepo(t)
+	image := func(tag string) string {
+		ref := fmt.Sprintf("%s/fault/img-%s:%s", f.Registries.Source, r.suffix, tag)
+		pushRandom(t, ref)
+		return fmt.Sprintf("%s/fault/img-%s:%s", registry, r.suffix, tag)
+	}
+	for _, c := range []string{"north", "south"} {
+		r.write(t, "clusters/"+c+".yaml", fmt.Sprintf("apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: %s\n  labels: {region: %s, env: prod}\nspec:\n  registry: {mirror: %q, insecure: true}\n", c, c, f.Registries.Mirrors[c]+"/m"))
+	}
+	r.write(t, "clusters/east.yaml", "apiVersion: fleetsync.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: east\n  labels: {region: east}\n")
+	spec := "  targets: {clusterSelector: {matchLabels: {env: prod}}}\n  imageMirror: true\n"
+	version := 1
+	app := r.appWithImage(t, "img", spec, "", image("v1"))
+	v1 := r.commit(t, "v1")
+	repoURL := serveRepo(t, r.dir)
+	s := &faultSuite{t: t, f: f, repo: &faultRepo{rolloutRepo: r, apps: []string{app}}, clients: map[string]kubernetes.Interface{},
+		clusters: []string{"north", "south"}}
+	for _, c := range s.clusters {
+		s.clients[c] = kubernetes.NewForConfigOrDie(f.RESTConfig(t, c))
+	}
+	s.commit = func(msg string) string {
+		version++
+		r.appWithImage(t, "img", spec, fmt.Sprintf("version: \"%d\"", version), image(fmt.Sprintf("v%d", version)))
+		return r.commit(t, msg)
+	}
+	s.addr = freeAddr(t)
+	s.args = []string{"--repo", repoURL, "--branch", "main",
+		"--kubeconfig-dir", f.Dir, "--kubeconfig", filepath.Join(r.dir, ".absent-kubeconfig"),
+		"--listen", s.addr, "--interval", "1s", "--heartbeat-interval", "1s", "--log-format", "json", "--git-cache-dir", t.TempDir(),
+		"--insecure-registry", registry}
+	s.startDaemon()
+	if !s.waitConverged(v1, 120*time.Second) {
+		st, _ := s.status()
+		t.Fatalf("v1 not applied: %+v", st)
+	}
+	defer s.printTable()
+	pinned := func(c string) string {
+		d, err := s.clients[c].AppsV1().Deployments(app).Get(context.Background(), "web", metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+	for _, c := range s.clusters {
+		if img := pinned(c); !strings.HasPrefix(img, f.Registries.Mirrors[c]+"/m/") || !strings.Contains(img, "@sha256:") {
+			t.Fatalf("%s runs %q, want the image mirrored and pinned", c, img)
+		}
+	}
+	for _, code := range []int32{http.StatusInternalServerError, http.StatusTooManyRequests} {
+		s.run(scenario{
+			name: fmt.Sprintf("registry answering %d", code),
+			inject: func() {
+				fault.Store(code)
+				s.commit(fmt.Sprintf("a new image while the registry answers %d", code)) // pushed to the source itself
+			},
+			visible: func(st *daemon.Status, m string) string {
+				for _, c := range s.clusters {
+					if a := appOn(st, c, app); a.Error == "" {
+						return ""
+					}
+				}
+				return "apps[].error (mirror) on each cluster"
+			},
+			end: func() { time.Sleep(2 * time.Second); fault.Store(0) },
+		})
+	}
+	for _, c := range s.clusters {
+		if img := pinned(c); !strings.HasPrefix(img, f.Registries.Mirrors[c]+"/m/") || !strings.Contains(img, "@sha256:") {
+			t.Errorf("%s runs %q after the faults, want the image mirrored and pinned", c, img)
+		}
+	}
 }
