@@ -89,9 +89,12 @@ type Daemon struct {
 	lastDiff time.Time
 	logged   map[string]string  // cluster/app -> the error last logged for it
 	flights  map[string]*flight // app -> its rollout in flight
-	fwg      sync.WaitGroup     // the flights' goroutines
-	current  *reconcile.Desired // the last cycle's render (the hub link publishes against it)
-	hub      *hubLink           // agent mode with a hub
+	// settled is, per app, the key of its last rollout that ran to its end:
+	// a cycle's rollout with the same key has nothing to do.
+	settled map[string]string
+	fwg     sync.WaitGroup     // the flights' goroutines
+	current *reconcile.Desired // the last cycle's render (the hub link publishes against it)
+	hub     *hubLink           // agent mode with a hub
 }
 
 // flight is one app's rollout running beside the loop: the loop starts it
@@ -138,7 +141,7 @@ func New(opts Options) *Daemon {
 			}
 		}
 	}
-	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1), flights: map[string]*flight{}}
+	d := &Daemon{opts: opts, trigger: make(chan struct{}, 1), flights: map[string]*flight{}, settled: map[string]string{}}
 	if opts.Hub != nil && len(opts.Clusters) == 1 {
 		if opts.HubPoll <= 0 {
 			opts.HubPoll = time.Second
@@ -235,7 +238,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		timer.Reset(d.opts.Interval)
+		// A drift interval shorter than the poll interval wakes the loop
+		// on its own schedule (a cycle's fetch is incremental: cheap).
+		timer.Reset(min(d.opts.Interval, d.opts.DriftInterval))
 	}
 }
 
@@ -389,6 +394,21 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 		}
 	}
 	d.mu.Unlock()
+	// Apps with a rollout to do are left out of this cycle's drift check:
+	// those whose rollout of an earlier cycle is still running, and those
+	// whose rollout this cycle starts for something new (not the no-op
+	// rollout every cycle starts for a settled app).
+	d.mu.Lock()
+	busy := map[string]bool{}
+	for app := range d.flights {
+		busy[app] = true
+	}
+	for app, key := range keys {
+		if d.settled[app] != key {
+			busy[app] = true
+		}
+	}
+	d.mu.Unlock()
 	for _, app := range slices.Sorted(maps.Keys(keys)) {
 		d.launch(ctx, repo, desired, app, keys[app], o)
 	}
@@ -411,17 +431,9 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	d.mu.Unlock()
 	var drifts *reconcile.DiffResult
 	if time.Since(d.lastDiff) >= d.opts.DriftInterval {
-		// Apps with a rollout in flight are left out: their rollout is
-		// changing them.
-		d.mu.Lock()
-		inFlight := map[string]bool{}
-		for app := range d.flights {
-			inFlight[app] = true
-		}
-		d.mu.Unlock()
 		do := reconcile.DiffOptions{RequestOptions: d.opts.Request, Correct: true, OnTarget: true}
 		do.Local, do.Remote, do.Owned = o.Local, o.Remote, o.Owned // only the clusters this process writes to
-		do.Only = func(app string) bool { return !inFlight[app] }
+		do.Only = func(app string) bool { return !busy[app] }
 		drifts = rec.Diff(ctx, desired, do)
 		d.lastDiff = time.Now()
 		for _, p := range drifts.Pairs {
@@ -510,6 +522,9 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 		if fctx.Err() != nil {
 			return // superseded or shutting down: the next rollout records
 		}
+		d.mu.Lock()
+		d.settled[app] = key
+		d.mu.Unlock()
 		for _, p := range res.Pairs {
 			if !d.ours(p.Cluster) {
 				continue // another agent's cluster (agent mode with a hub)

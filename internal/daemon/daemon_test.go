@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"go.uber.org/goleak"
 	"io"
 	"log/slog"
 	"net"
@@ -22,9 +21,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fleetsync/fleetsync/internal/daemon"
@@ -58,6 +59,7 @@ type world struct {
 
 	proxies map[string]*tcpProxy
 	apps    int
+	drift   string
 
 	mu      sync.Mutex
 	applied []string // cluster of each Deployment write, in order
@@ -97,13 +99,17 @@ type worldOptions struct {
 	proxied []string
 	apps    int // apps in the repo (default 1)
 	count   *requests
+	// drift is the apps' spec.drift, with the daemon's drift check every
+	// driftInterval (default: the daemon's).
+	drift         string
+	driftInterval time.Duration
 }
 
 func newWorldWith(t testing.TB, o worldOptions) *world {
 	t.Helper()
 	gittest.SkipWithoutGit(t)
 	f := testfleet.Get(t)
-	w := &world{t: t, dyn: map[string]dynamic.Interface{}, secret: []byte("s3cret"), apps: max(o.apps, 1)}
+	w := &world{t: t, dyn: map[string]dynamic.Interface{}, secret: []byte("s3cret"), apps: max(o.apps, 1), drift: o.drift}
 	w.ns = f.Namespace(t, "north")
 	w.app = "web-" + w.ns[len(w.ns)-5:]
 	for _, c := range clusters {
@@ -158,7 +164,7 @@ func newWorldWith(t testing.TB, o worldOptions) *world {
 	t.Cleanup(func() { _ = src.Close() })
 	w.d = daemon.New(daemon.Options{
 		Source: src, Ref: "main", Reconciler: rec,
-		Interval: time.Hour, HeartbeatInterval: time.Second, Debounce: 50 * time.Millisecond,
+		Interval: time.Hour, HeartbeatInterval: time.Second, Debounce: 50 * time.Millisecond, DriftInterval: o.driftInterval,
 		Request: reconcile.RequestOptions{Events: w.event, Progress: func(c apply.Change) {
 			trace("change %s %s %s %s", c.Cluster, c.App, c.Object.Name, c.Action)
 			if c.Object.Kind == "Deployment" && (c.Action == apply.Created || c.Action == apply.Configured) {
@@ -230,7 +236,7 @@ spec:
     waves:
       - clusterSelector: {matchLabels: {region: north}}
       - clusterSelector: {}
-`, w.app, w.ns),
+%s`, w.app, w.ns, driftLine(w.drift)),
 		"apps/" + w.app + "/manifests/deploy.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -602,4 +608,43 @@ func TestDaemonRolloutsInFlight(t *testing.T) {
 			t.Fatalf("A written on %s during its soak on north", wr.cluster)
 		}
 	}
+}
+
+func driftLine(mode string) string {
+	if mode == "" {
+		return ""
+	}
+	return "  drift: " + mode + "\n"
+}
+
+// TestDaemonCorrectsDrift: with drift: correct, a person's kubectl scale of
+// a managed Deployment is put back by the daemon's drift check (not only by
+// the next commit), and the drift is counted while it lasts.
+func TestDaemonCorrectsDrift(t *testing.T) {
+	w := newWorldWith(t, worldOptions{drift: "correct", driftInterval: time.Second})
+	w.eventually(60*time.Second, "v1 everywhere", func() bool {
+		for _, c := range clusters {
+			if w.image(c) != "example.invalid/web:v1" {
+				return false
+			}
+		}
+		return true
+	})
+	replicas := func() int64 {
+		u, err := w.dyn["south"].Resource(deployGVR).Namespace(w.ns).Get(context.Background(), "web", metav1.GetOptions{})
+		if err != nil {
+			return -1
+		}
+		n, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+		return n
+	}
+	// kubectl scale: an update of the scale subresource by another manager.
+	if _, err := w.dyn["south"].Resource(deployGVR).Namespace(w.ns).Patch(context.Background(), "web", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":3}}`), metav1.PatchOptions{FieldManager: "kubectl-scale"}, "scale"); err != nil {
+		t.Fatal(err)
+	}
+	if n := replicas(); n != 3 {
+		t.Fatalf("replicas after the scale: %d", n)
+	}
+	w.eventually(30*time.Second, "the scale undone by the drift check", func() bool { return replicas() == 1 })
 }
