@@ -24,7 +24,7 @@ import (
 // TestSecretsNeverShown puts Secrets with marker values in a fleet (in
 // stringData and base64 data, one of them refused by the API server) and
 // asserts that no marker, and no credential (the git password in the URL,
-// the webhook secret, the cluster's client key), appears in the output of
+// the webhook secret, a registry password, the cluster's client key), appears in the output of
 // validate, plan, apply and diff, nor in the daemon's log, status API,
 // dashboard or metrics.
 func TestSecretsNeverShown(t *testing.T) {
@@ -38,7 +38,14 @@ func TestSecretsNeverShown(t *testing.T) {
 		refused   = "MARKER-s3cr3t-refused-c3b5"
 		gitPass   = "MARKER-git-password-0b7e"
 		hookToken = "MARKER-webhook-secret-e61a"
+		regPass   = "MARKER-registry-password-5c9d"
 	)
+	// Registry credentials, in a Docker config given to apply and run.
+	regConfig := filepath.Join(t.TempDir(), "config.json")
+	auth := base64.StdEncoding.EncodeToString([]byte("fleet:" + regPass))
+	if err := os.WriteFile(regConfig, []byte(`{"auths":{"`+f.Registries.Source+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	secrets := func(value string) string {
 		return fmt.Sprintf(`apiVersion: v1
 kind: Secret
@@ -78,7 +85,7 @@ stringData: {password: %q}
 	record("plan", out)
 	out, _ = runCLI(t, "plan", "--repo", r.dir, "--base", base, "--head", head, "-o", "json")
 	record("plan -o json", out)
-	out, errOut, _ := runApplyOrDiff(t, "apply", r.args(f, "apply", "--timeout", "20s", "-v")[1:]...)
+	out, errOut, _ := runApplyOrDiff(t, "apply", r.args(f, "apply", "--timeout", "20s", "-v", "--registry-config", regConfig)[1:]...)
 	record("apply", out+errOut) // the tls Secret without tls.crt is refused
 	if !strings.Contains(out+errOut, "refused") {
 		t.Errorf("apply: the invalid Secret is not reported:\n%s", out+errOut)
@@ -110,7 +117,7 @@ stringData: {password: %q}
 	d := startDaemonLogged(t, logFile, "--repo", srvURL.String(), "--branch", "main",
 		"--kubeconfig-dir", f.Dir, "--kubeconfig", filepath.Join(r.dir, ".absent-kubeconfig"),
 		"--listen", addr, "--interval", "1s", "--heartbeat-interval", "1s", "--drift-interval", "2s", "--log-format", "json",
-		"--git-cache-dir", t.TempDir(), "--github-webhook-secret-file", hookFile, "--health-timeout", "10s")
+		"--git-cache-dir", t.TempDir(), "--github-webhook-secret-file", hookFile, "--health-timeout", "10s", "--registry-config", regConfig)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		st, err := getStatus(addr)
@@ -147,7 +154,7 @@ stringData: {password: %q}
 		}
 	}
 	all := shown.String()
-	for _, m := range []string{marker, marker2, edited, refused, gitPass, hookToken, base64.StdEncoding.EncodeToString([]byte(marker)), base64.StdEncoding.EncodeToString([]byte(marker2)), clientKey} {
+	for _, m := range []string{marker, marker2, edited, refused, gitPass, hookToken, regPass, auth, base64.StdEncoding.EncodeToString([]byte(marker)), base64.StdEncoding.EncodeToString([]byte(marker2)), clientKey} {
 		if m == "" {
 			continue
 		}

@@ -87,3 +87,17 @@ func TestBriefIsOneLineWithReasonAndField(t *testing.T) {
 		t.Fatalf("Brief of an immutable error: %q", b)
 	}
 }
+
+// TestBriefIsBoundedWithManyFailures: an apply where 10,000 objects failed
+// gives one status line of a bounded length (the status API and the
+// dashboard show Brief), however long the joined error is.
+func TestBriefIsBoundedWithManyFailures(t *testing.T) {
+	var errs []error
+	for i := range 10_000 {
+		errs = append(errs, fmt.Errorf("north/big: ConfigMap/big/cm-%05d: apply: the server refused it", i))
+	}
+	b := apply.Brief(errors.Join(errs...))
+	if len(b) > 400 || strings.Contains(b, "\n") {
+		t.Fatalf("Brief of 10,000 failures: %d bytes, newline %v", len(b), strings.Contains(b, "\n"))
+	}
+}
