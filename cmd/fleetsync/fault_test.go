@@ -434,7 +434,12 @@ func (s *faultSuite) startProcess(name, cluster string) {
 }
 
 func (s *faultSuite) inventoryCM(cluster, app string) (map[string]string, error) {
-	cm, err := s.clients[cluster].CoreV1().ConfigMaps("fleetsync-system").Get(context.Background(), apply.InventoryName(app), metav1.GetOptions{})
+	return inventoryData(s.clients[cluster], app)
+}
+
+// inventoryData reads the data of an app's inventory ConfigMap as stored.
+func inventoryData(cs kubernetes.Interface, app string) (map[string]string, error) {
+	cm, err := cs.CoreV1().ConfigMaps("fleetsync-system").Get(context.Background(), apply.InventoryName(app), metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -775,7 +780,7 @@ func TestBoundedLargeApp(t *testing.T) {
 	if err != nil || len(cms.Items) != n {
 		t.Fatalf("%d labelled ConfigMaps on north (%v), want %d", len(cms.Items), err, n)
 	}
-	data, err := (&faultSuite{clients: map[string]kubernetes.Interface{"north": cs}}).inventoryCM("north", app)
+	data, err := inventoryData(cs, app)
 	if err != nil {
 		t.Fatal(err)
 	}

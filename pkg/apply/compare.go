@@ -240,23 +240,17 @@ func asLiveRevision(desired, live *unstructured.Unstructured) *unstructured.Unst
 // live object, the revision annotation aside: from the fields fleetsync owns
 // (ownedMatches), without a request.
 func matchesLive(live, desired *unstructured.Unstructured, manager string) bool {
-	if ownedMatches(live, desired, manager) {
-		return true
-	}
 	if d := asLiveRevision(desired, live); d != nil {
-		return ownedMatches(live, d, manager)
+		desired = d // with another revision the plain comparison cannot match: one comparison
 	}
-	return false
+	return ownedMatches(live, desired, manager)
 }
 
 // equalButRevision reports whether a dry-run result equals the live object
 // once the revision annotation the dry run set is put back to the live one.
 func equalButRevision(dry, live *unstructured.Unstructured) bool {
-	if Equal(dry, live) {
-		return true
-	}
 	if d := asLiveRevision(dry, live); d != nil {
-		return Equal(d, live)
+		dry = d
 	}
-	return false
+	return Equal(dry, live)
 }
