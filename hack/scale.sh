@@ -154,6 +154,49 @@ webhook() {
     curl -fs -o /dev/null -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=$sig" --data "$body" "$srv/hooks/github"
   done
 }
+# written_per_cluster: each cluster's count of configured objects, summed
+# over the replicas, as "cluster=count" words.
+written_per_cluster() {
+  for srv in "${SERVERS[@]}"; do curl -fs "$srv/metrics"; done | python3 -c '
+import re, sys
+counts = {}
+for line in sys.stdin:
+    m = re.match(r"fleetsync_applied_objects_total\{(.*)\} (\S+)", line)
+    if m and "action=\"configured\"" in m.group(1):
+        c = re.search(r"cluster=\"([^\"]*)\"", m.group(1)).group(1)
+        counts[c] = counts.get(c, 0) + float(m.group(2))
+print(" ".join(f"{c}={int(n)}" for c, n in sorted(counts.items())))'
+}
+# per_cluster_writes BASE START: polls the replicas' metrics until every
+# cluster has one more configured object than in BASE; prints the seconds
+# from START until c01 had, until the first other cluster had, and until
+# the last had.
+per_cluster_writes() {
+  python3 - "$1" "$2" "$CLUSTERS" "${SERVERS[@]}" <<'PY'
+import re, sys, time, urllib.request
+base = dict((w.split("=")[0], int(w.split("=")[1])) for w in sys.argv[1].split())
+start, n, servers = float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+t_canary = t_rest = None
+for _ in range(60000):
+    counts = {}
+    for srv in servers:
+        for line in urllib.request.urlopen(srv + "/metrics").read().decode().splitlines():
+            m = re.match(r'fleetsync_applied_objects_total\{(.*)\} (\S+)', line)
+            if m and 'action="configured"' in m.group(1):
+                c = re.search(r'cluster="([^"]*)"', m.group(1)).group(1)
+                counts[c] = counts.get(c, 0) + float(m.group(2))
+    done = [c for c, v in counts.items() if v > base.get(c, 0)]
+    now = time.time() - start
+    if t_canary is None and "c01" in done:
+        t_canary = now
+    if t_rest is None and any(c != "c01" for c in done):
+        t_rest = now
+    if len(done) >= n:
+        print(f"{t_canary or now:.2f} {t_rest or now:.2f} {now:.2f}")
+        break
+    time.sleep(0.02)
+PY
+}
 # reconciles: each replica's lastReconcile and how many rollouts it has in
 # flight, on one line.
 reconciles() {
@@ -206,7 +249,20 @@ for srv in "${SERVERS[@]}"; do
 done
 wait_pairs "$PAIRS"
 first=$(secs "$start" "$(now)")
+cpu_first=$(cputicks)
 rss_first=$(proc VmRSS)
+# With SCALE_PPROF_DIR (and SCALE_DAEMON_ARGS=--debug-pprof), each
+# replica's heap profile after the first convergence and at the end.
+heap_profile() {
+  [ -n "${SCALE_PPROF_DIR:-}" ] || return 0
+  mkdir -p "$SCALE_PPROF_DIR"
+  local r=0 srv
+  for srv in "${SERVERS[@]}"; do
+    r=$((r + 1))
+    curl -fs -o "$SCALE_PPROF_DIR/heap-$1-$r.pprof" "$srv/debug/pprof/heap?gc=1" || echo "no heap profile from $srv" >&2
+  done
+}
+heap_profile converged
 
 # A commit that changes every app's Deployment: webhook -> every pair's
 # Deployment written, then every pair healthy.
@@ -219,18 +275,28 @@ webhook
 # Only the objects whose content changed are written (the others keep the
 # fleetsync.dev/revision of the commit that last changed them): one
 # Deployment per pair.
+cpu_v2=$(cputicks)
 read -r written healthy < <(measure "$PAIRS" "$v2" "" "$PAIRS")
+cpu_v2=$(( $(cputicks) - cpu_v2 ))
 
 # A commit that changes one app's Deployment: webhook -> written on every
-# cluster (the canary's health gate included), then healthy everywhere.
+# cluster, then healthy everywhere. The app rolls out to c01 first and to
+# the rest once it is healthy there: the per-cluster write counters give
+# when c01 was written, when the first of the rest was, and when the last
+# was; the time between the first two is the canary's health gate, left out
+# of the "without health time" figure.
 sleep 2
 write_repo v3
 git_ commit -qam "v3: app01"
 v3=$(git_ rev-parse HEAD)
 applied0=$(metric fleetsync_applied_objects_total 'action="configured"')
+base=$(written_per_cluster)
 start=$(now)
 webhook
-read -r one_written one_healthy < <(measure "$CLUSTERS" "$v3" app01 "$CLUSTERS")
+read -r t_canary t_rest t_all < <(per_cluster_writes "$base" "$start")
+read -r _ one_healthy < <(measure "$CLUSTERS" "$v3" app01 "$CLUSTERS")
+one_gate=$(python3 -c "print(f'{$t_rest - $t_canary:.2f}')")
+one_nohealth=$(python3 -c "print(f'{$t_all - ($t_rest - $t_canary):.2f}')")
 
 # A no-op cycle: nothing new in git, nothing changed on the clusters.
 sleep 2
@@ -251,20 +317,38 @@ cycle=$(secs "$start" "$(now)")
 r1=$(metric fleetsync_kube_requests_total 'kind="read"')
 w1=$(metric fleetsync_kube_requests_total 'kind="write"')
 
-# An idle minute at the default heartbeat interval.
+# An idle minute at the default heartbeat interval (a drift check, every
+# 5 minutes, may fall in it), its RSS sampled every second.
 c0=$(cputicks)
-sleep 60
+rss_idle=()
+for _ in $(seq 60); do
+  rss_idle+=("$(( $(proc VmRSS | tr ' ' '+') ))")
+  sleep 1
+done
 c1=$(cputicks)
+rss_idle_summary=$(printf '%s\n' "${rss_idle[@]}" | sort -n | awk '{a[NR]=$1} END {printf "min %d, median %d, max %d", a[1], a[int((NR+1)/2)], a[NR]}')
 hz=$(getconf CLK_TCK)
 goroutines=$(for srv in "${SERVERS[@]}"; do curl -fs "$srv/metrics" | sed -n 's/^go_goroutines \([0-9]*\).*/\1/p'; done | paste -sd' ')
 
+heap_profile end
+
 printf '\n%-56s %s\n' "figure ($CLUSTERS clusters x $APPS apps x $OBJECTS objects, $REPLICAS replica(s))" "measured"
 printf '%-56s %s s\n' "first convergence (every pair applied and healthy)" "$first"
-printf '%-56s %s s (healthy %s s)\n' "webhook -> one app's commit written on every cluster" "$one_written" "$one_healthy"
+printf '%-56s %s s (c01 written %s s, its health gate %s s, last cluster written %s s, healthy everywhere %s s)\n' \
+  "webhook -> one app's commit written everywhere, without health time" "$one_nohealth" "$t_canary" "$one_gate" "$t_all" "$one_healthy"
 printf '%-56s %s s (healthy %s s)\n' "webhook -> every app's commit written on every cluster" "$written" "$healthy"
 printf '%-56s %s writes, %s reads (%s per pair, heartbeats included) in %s s\n' "no-op cycle" "$((w1 - w0))" "$((r1 - r0))" \
   "$(python3 -c "print(f'{($r1 - $r0) / $PAIRS:.2f}')")" "$cycle"
 printf '%-56s %s MB (after the first convergence: %s MB)\n' "daemon RSS now, per replica" "$(proc VmRSS)" "$rss_first"
+printf '%-56s %s MB\n' "daemon RSS over the idle minute, all replicas" "$rss_idle_summary"
 printf '%-56s %s MB\n' "daemon peak RSS (VmHWM), per replica" "$(proc VmHWM)"
+printf '%-56s %s\n' "Go heap in use / idle (not returned) / goal, per replica" "$(for srv in "${SERVERS[@]}"; do curl -fs "$srv/metrics" | python3 -c '
+import sys
+m = {l.split()[0]: float(l.split()[1]) for l in sys.stdin if l.startswith("go_memstats_") and not l.startswith("#")}
+idle = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
+inuse, goal = m["go_memstats_heap_inuse_bytes"], m["go_memstats_next_gc_bytes"]
+print(f"{inuse/2**20:.0f} / {idle/2**20:.0f} / {goal/2**20:.0f} MiB")'; done | paste -sd' ')"
+printf '%-56s %s CPU-s (first convergence), %s CPU-s (every app'"'"'s commit)\n' "daemon CPU, all replicas" \
+  "$(python3 -c "print(f'{$cpu_first / $hz:.1f}')")" "$(python3 -c "print(f'{$cpu_v2 / $hz:.1f}')")"
 printf '%-56s %s CPU-s\n' "CPU of an idle minute (30s heartbeats), all replicas" "$(python3 -c "print(f'{($c1 - $c0) / $hz:.2f}')")"
 printf '%-56s %s\n' "goroutines, per replica" "$goroutines"

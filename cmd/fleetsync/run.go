@@ -49,6 +49,7 @@ type runFlags struct {
 	shardLease        time.Duration
 	identity          string
 	debugPprof        bool
+	memoryLimit       string
 	source            sourceFlags
 	conn              clusterFlags
 }
@@ -66,6 +67,7 @@ func (f *runFlags) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "central replicas elect one leader with a coordination.k8s.io Lease; the others stand by")
 	fs.StringVar(&f.shards, "shards", "", "central replicas share the clusters: \"auto\" (a membership Lease per replica, clusters by rendezvous hashing, a Lease per cluster held while writing to it)")
 	fs.DurationVar(&f.shardLease, "shard-lease-duration", daemon.DefaultShardLeaseDuration, "with --shards: how long a replica's Leases last unrenewed (its clusters move to the others after it)")
+	fs.StringVar(&f.memoryLimit, "memory-limit", "auto", "the Go runtime's soft memory limit: auto (twice the live heap, at least 96Mi, at most 90% of the container's limit; off when GOMEMLIMIT or GOGC is set), off, or a size such as 512Mi")
 	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles under /debug/pprof/ on --listen (for debugging: they show the process's memory and code paths)")
 	fs.StringVar(&f.identity, "identity", "", "this replica's identity in the Leases (default: the host name and a random suffix)")
 	fs.StringVar(&f.leaseNamespace, "lease-namespace", "fleetsync-system", "namespace of the Leases (--leader-elect, --shards)")
@@ -138,6 +140,10 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		return &exitError{code: 1, err: err}
 	}
 	klog.SetSlogLogger(log.With("from", "client-go"))
+	settled, err := daemonGC(f.memoryLimit)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	ghSecret, err := readSecret("--github-webhook-secret-file", f.githubSecretFile)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -210,7 +216,7 @@ func runDaemon(ctx context.Context, stderr io.Writer, f *runFlags) error {
 		Source: src, Ref: f.source.ref, Reconciler: rec, Clusters: clusters, Agent: f.cluster != "",
 		Interval: f.interval, DriftInterval: f.driftInterval, HeartbeatInterval: f.heartbeatInterval,
 		Request: reconcile.RequestOptions{Timeout: f.healthTimeout, TimeoutOverrides: f.healthTimeout > 0, AllowMassPrune: f.allowMassPrune},
-		Logger:  log, Metrics: metrics, Hub: hubClient, Shards: shards,
+		Logger:  log, Metrics: metrics, Hub: hubClient, Shards: shards, Settled: settled,
 	})
 	hooks := map[string]http.Handler{}
 	if ghSecret != nil {

@@ -20,6 +20,7 @@ type serveFlags struct {
 	listen        string
 	poll          time.Duration
 	logFormat     string
+	memoryLimit   string
 }
 
 func newServeCmd() *cobra.Command {
@@ -40,6 +41,7 @@ func newServeCmd() *cobra.Command {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the status API, metrics and dashboard")
 	fs.DurationVar(&f.poll, "poll", 5*time.Second, "how often the hub is read")
 	fs.StringVar(&f.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
+	fs.StringVar(&f.memoryLimit, "memory-limit", "auto", "the Go runtime's soft memory limit: auto (twice the live heap, at least 96Mi, at most 90% of the container's limit; off when GOMEMLIMIT or GOGC is set), off, or a size such as 512Mi")
 	return cmd
 }
 
@@ -49,6 +51,9 @@ func runServe(ctx context.Context, stderr io.Writer, f *serveFlags) error {
 		return &exitError{code: 1, err: err}
 	}
 	klog.SetSlogLogger(log.With("from", "client-go"))
+	if _, err := daemonGC(f.memoryLimit); err != nil {
+		return &exitError{code: 1, err: err}
+	}
 	h, err := connectHub(f.hubKubeconfig) // "" is the in-cluster config
 	if err != nil {
 		return &exitError{code: 1, err: err}

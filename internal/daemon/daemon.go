@@ -68,6 +68,10 @@ type Options struct {
 	// (default 1s).
 	Hub     *hub.Hub
 	HubPoll time.Duration
+	// Settled, when set, is called when the last rollout in flight ends,
+	// and after a drift check with none in flight (e.g. to give the memory
+	// of a burst back to the system).
+	Settled func()
 	// Shards, for central replicas sharing the fleet (run --shards auto):
 	// this replica renders every cluster and observes them all for the
 	// rollouts' facts, but writes to, checks drift on and reports only the
@@ -450,6 +454,21 @@ func (d *Daemon) reconcile(ctx context.Context, repo *fleet.Repo, names []string
 	if d.hub != nil {
 		d.hub.changed()
 	}
+	d.mu.Lock()
+	idle := len(d.flights) == 0
+	d.mu.Unlock()
+	if idle && drifts != nil {
+		d.settle() // a drift check reads every object: a burst of its own
+	}
+}
+
+// settle runs when no rollout is in flight: the shared cluster
+// observations are dropped, then Options.Settled is called.
+func (d *Daemon) settle() {
+	d.opts.Reconciler.Idle()
+	if d.opts.Settled != nil {
+		d.opts.Settled()
+	}
 }
 
 // appKeys is, per app of the render, what its rollout is for: its digest
@@ -518,7 +537,11 @@ func (d *Daemon) launch(ctx context.Context, repo *fleet.Repo, desired *reconcil
 		if d.flights[app] == f {
 			delete(d.flights, app)
 		}
+		idle := len(d.flights) == 0
 		d.mu.Unlock()
+		if idle {
+			defer d.settle()
+		}
 		if fctx.Err() != nil {
 			return // superseded or shutting down: the next rollout records
 		}

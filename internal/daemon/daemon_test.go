@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ var clusters = []string{"north", "south", "east"}
 // daemon.
 type world struct {
 	t       testing.TB
+	settled atomic.Int32 // calls of Options.Settled
 	ns, app string
 	work    string // the repo's work tree
 	url     string
@@ -176,6 +178,7 @@ func newWorldWith(t testing.TB, o worldOptions) *world {
 		}},
 		Metrics: daemon.NewMetrics(),
 		Logger:  traceLogger(),
+		Settled: func() { w.settled.Add(1) },
 	})
 	w.hook = w.d.GitHubWebhook(w.secret)
 	// Once Run has returned (the cleanup below runs first), nothing it
@@ -331,6 +334,8 @@ func TestDaemonRollsOutCommits(t *testing.T) {
 	if s := w.d.Status(); s.Source.Revision != v1 || !w.d.Ready() {
 		t.Fatalf("status source %+v, ready %v", s.Source, w.d.Ready())
 	}
+	// The rollouts have ended: the daemon said so (run gives memory back then).
+	w.eventually(10*time.Second, "Settled called", func() bool { return w.settled.Load() > 0 })
 	st := w.d.Status()
 	for _, c := range clusters {
 		if cs := st.Cluster(c); cs == nil || !cs.Up || cs.Nodes != 3 || cs.NodesReady != 3 || !strings.HasPrefix(cs.Version, "v1.") {

@@ -117,6 +117,19 @@ func (o *observer) observe(ctx context.Context, m *apply.Manager, app string) (*
 	return m.Observe(ctx, app)
 }
 
+// forget drops the snapshots taken: they serve only looks within maxAge,
+// and between bursts of rollouts they would hold every cluster's
+// inventories and statuses for nothing (12 MB at 10 clusters of 2,000
+// objects). The times of this process's writes stay: they still decide
+// which later snapshots an app may use.
+func (o *observer) forget() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, co := range o.clusters {
+		co.latest = nil
+	}
+}
+
 // of is the app's observation in the snapshot (no inventory: not there);
 // false for an inventory the snapshot could not decode (observed alone, its
 // error is reported).

@@ -55,6 +55,11 @@ func New(pool *Pool, renderer *render.Renderer, opts Options) *Reconciler {
 	return &Reconciler{pool: pool, renderer: renderer, opts: opts, slots: keyedsem.New(opts.AppConcurrency), obs: newObserver(opts.PollInterval / 2)}
 }
 
+// Idle tells the Reconciler that no rollout is running: it drops the
+// cluster observations it shares between rollouts (the next rollout reads
+// the clusters afresh, as it would after PollInterval/2 anyway).
+func (r *Reconciler) Idle() { r.obs.forget() }
+
 // Pool returns the Reconciler's cluster connections.
 func (r *Reconciler) Pool() *Pool { return r.pool }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -131,9 +133,12 @@ func (r *Repo) update(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if stats.UpToDate && !stats.Recloned && r.store() != nil {
+	if cur := r.store(); stats.UpToDate && !stats.Recloned && cur != nil && cur.refs == refsDigest(g) {
 		return nil // nothing new: keep the instance and its caches
 	}
+	// Up to date but with refs the instance in use did not have: another
+	// process sharing the cache fetched them (its packfiles are new to that
+	// instance, whose list of packfiles is read once).
 	// A fresh instance sees the new packfiles; older revisions keep theirs.
 	fresh, err := openMirror(r.dir)
 	if err != nil {
@@ -141,6 +146,26 @@ func (r *Repo) update(ctx context.Context) error {
 	}
 	r.setStore(fresh)
 	return nil
+}
+
+// refsDigest digests every ref of the mirror (name and target), read from
+// disk; "" when they cannot be read (the instance is then replaced).
+func refsDigest(g *git.Repository) string {
+	refs, err := g.References()
+	if err != nil {
+		return ""
+	}
+	defer refs.Close()
+	var lines []string
+	if err := refs.ForEach(func(ref *plumbing.Reference) error {
+		lines = append(lines, ref.Strings()[0]+" "+ref.Strings()[1])
+		return nil
+	}); err != nil {
+		return ""
+	}
+	sort.Strings(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:])
 }
 
 // openCache opens the existing mirror and checks it; a missing mirror is

@@ -69,6 +69,10 @@ type Repo struct {
 type objStore struct {
 	mu  sync.Mutex
 	git *git.Repository
+	// refs is a digest of the mirror's refs when the instance was opened
+	// (refsDigest): another process sharing the cache may have fetched new
+	// packfiles since, which this instance does not see.
+	refs string
 }
 
 func (r *Repo) store() *objStore {
@@ -78,9 +82,10 @@ func (r *Repo) store() *objStore {
 }
 
 func (r *Repo) setStore(g *git.Repository) {
+	refs := refsDigest(g)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cur = &objStore{git: g}
+	r.cur = &objStore{git: g, refs: refs}
 }
 
 // FetchStats describes the last fetch from the remote.

@@ -235,6 +235,39 @@ func TestConcurrentUsersOfOneCache(t *testing.T) {
 	}
 }
 
+// Two daemons sharing one cache directory (two replicas on one machine):
+// when one has fetched a new commit, the other's fetch finds the remote up
+// to date, and must still read the commit from the packfile the first one
+// wrote (its opened store had listed the packfiles before).
+func TestUserOfSharedCacheSeesOthersFetch(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	w := newWorkRepo(t, root, "fleet")
+	w.commit("c1", map[string]string{"a.txt": "1"})
+	srv := newGitHTTPServer(t, root, "", "", false)
+	opts := testOptions(t)
+	a, b := mustOpen(t, srv.URL+"/fleet", opts), mustOpen(t, srv.URL+"/fleet", opts)
+	for _, r := range []*Repo{a, b} {
+		if _, err := r.Fetch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := w.commit("c2", map[string]string{"a.txt": "2"})
+	if rev, err := a.Fetch(ctx); err != nil || rev.Commit != c2 {
+		t.Fatalf("first user: %v, %+v", err, rev)
+	}
+	rev, err := b.Fetch(ctx)
+	if err != nil || rev.Commit != c2 {
+		t.Fatalf("second user after the first fetched %s: %v, %+v", c2, err, rev)
+	}
+	if got := readString(t, rev, "a.txt"); got != "2" {
+		t.Errorf("second user reads a.txt = %q at %s, want 2", got, c2)
+	}
+	if st := b.LastFetch(); !st.UpToDate {
+		t.Errorf("second user's fetch stats = %+v: want up to date (the first one fetched)", st)
+	}
+}
+
 func TestLockWaitsForOtherUser(t *testing.T) {
 	dir := t.TempDir()
 	held, err := acquireLock(context.Background(), filepath.Join(dir, "x.lock"), true)
