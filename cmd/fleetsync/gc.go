@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -90,21 +91,41 @@ func daemonGC(flag string) (settled func(), err error) {
 }
 
 // releaseIdle returns memory to the system once the daemon's rollouts have
-// settled, when it holds more than daemonMemoryFloor: one forced collection
-// (debug.FreeOSMemory) gives back what the burst left. The limit alone does
-// not: it follows the live heap at collections, and the last one may have
-// been in the middle of the burst (the scale run held 252 MB for its idle
-// minute with 27 MB live). At rest the daemon holds less than the floor,
-// and this costs nothing.
+// settled, when it holds more than daemonMemoryFloor and half as much again
+// as after its last release: one forced collection (debug.FreeOSMemory)
+// gives back what the burst left. The limit alone does not: it follows the
+// live heap at collections, and the last one may have been in the middle of
+// the burst (the scale run held 252 MB for its idle minute with 27 MB
+// live). At rest the daemon holds less than the floor, or no more than
+// after the last release, and this costs nothing.
 func releaseIdle() {
+	held := heldMemory()
+	if !shouldRelease(held, lastRelease.Load()) {
+		return
+	}
+	debug.FreeOSMemory()
+	lastRelease.Store(heldMemory())
+}
+
+// lastRelease is what the runtime held right after releaseIdle's last
+// forced collection.
+var lastRelease atomic.Uint64
+
+// shouldRelease: held is over the floor and has grown by half since the
+// last release left the runtime holding last.
+func shouldRelease(held, last uint64) bool {
+	return held > daemonMemoryFloor && held > last+last/2
+}
+
+// heldMemory is the memory the Go runtime has from the system and has not
+// returned (heap, stacks, its own structures); 0 when unknown.
+func heldMemory() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		return
+		return 0
 	}
-	if s[0].Value.Uint64()-s[1].Value.Uint64() > daemonMemoryFloor {
-		debug.FreeOSMemory()
-	}
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
 }
 
 // daemonTuner starts the auto tuner once per process.

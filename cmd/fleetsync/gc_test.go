@@ -30,3 +30,24 @@ func TestDaemonGCFlag(t *testing.T) {
 		t.Errorf("--memory-limit off: %v (settle func set: %t)", err, settle != nil)
 	}
 }
+
+func TestShouldRelease(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		held, last uint64
+		want       bool
+	}{
+		{80 * mi, 0, false},         // at rest, under the floor
+		{250 * mi, 0, true},         // after a burst, never released
+		{250 * mi, 80 * mi, true},   // a new burst
+		{130 * mi, 100 * mi, false}, // a big fleet at rest: no collection every time it settles
+		{160 * mi, 100 * mi, true},
+	} {
+		if got := shouldRelease(c.held, c.last); got != c.want {
+			t.Errorf("shouldRelease(%d Mi, last %d Mi) = %t, want %t", c.held/mi, c.last/mi, got, c.want)
+		}
+	}
+	if heldMemory() == 0 {
+		t.Error("heldMemory: the runtime's metrics gave nothing")
+	}
+}
