@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/fleetsync/fleetsync/internal/testtree"
@@ -61,11 +62,18 @@ func TestDesiredScopeFromDiscovery(t *testing.T) {
 		t.Fatal("no Gizmo rendered")
 		return nil, nil
 	}
-	// The CRD is served once established (a Pool's discovery is read once).
+	// The CRD is served once established, and in discovery a little later
+	// (the API server updates its discovery document on its own): wait for
+	// both before the Pool reads discovery (once).
+	dc := discovery.NewDiscoveryClientForConfigOrDie(e.cfg["north"])
+	served := func() bool {
+		l, err := dc.ServerResourcesForGroupVersion(group + "/v1")
+		return err == nil && len(l.APIResources) > 0
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !established(t, e.dyn["north"].Resource(crds), crd.GetName()) {
+	for !established(t, e.dyn["north"].Resource(crds), crd.GetName()) || !served() {
 		if time.Now().After(deadline) {
-			t.Fatal("the CRD was not established in 30s")
+			t.Fatal("the CRD was not established and in discovery in 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
